@@ -1,0 +1,86 @@
+"""Alignment: a similarity transform (Umeyama) from a face's landmarks to the mean face, and its inverse.
+
+A crop is described by its 2x3 matrix (frame -> crop). `padding` widens the crop around the mean face's
+unit square on each side, as a fraction of that square: 0.3 shows forehead and chin, 0.0 the inner face.
+Crops at other paddings and sizes are exact sub-crops (a scale + shift), so training can re-crop a stored
+256 px face to the model's coverage without going back to the frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from masquerade.faces.mean_face import MEAN_FACE_68
+
+ALIGN_POINTS = slice(17, 68)  # brows, eyes, nose, mouth: stable across expressions; the jaw is not
+DEFAULT_PADDING = 0.3
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, shift) taking src points to dst.
+
+    Umeyama (1991), "Least-squares estimation of transformation parameters between two point patterns".
+    Returns a 2x3 matrix A with dst ~= A[:, :2] @ src + A[:, 2].
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    cov = d0.T @ s0 / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    var_s = (s0**2).sum() / len(src)
+    scale = (sig * d).sum() / var_s
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def crop_frame_matrix(size: int, padding: float) -> np.ndarray:
+    """Matrix from mean-face units (unit square) to pixels of a `size` crop with `padding`."""
+    k = size / (1 + 2 * padding)
+    return np.array([[k, 0, padding * k], [0, k, padding * k]], np.float64)
+
+
+def estimate_matrix(landmarks: np.ndarray, size: int = 256, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """The 2x3 frame -> crop matrix that puts these landmarks on the mean face, centred and upright."""
+    to_unit = umeyama(landmarks[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS])
+    return compose(crop_frame_matrix(size, padding), to_unit)
+
+
+def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of `a` after `b`."""
+    a3 = np.vstack([a, [0, 0, 1]])
+    b3 = np.vstack([b, [0, 0, 1]])
+    return (a3 @ b3)[:2]
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(m, np.float64))
+
+
+def recrop_matrix(size_from: int, pad_from: float, size_to: int, pad_to: float) -> np.ndarray:
+    """Matrix taking a crop (size_from, pad_from) to the crop (size_to, pad_to) of the same face."""
+    return compose(crop_frame_matrix(size_to, pad_to), invert(crop_frame_matrix(size_from, pad_from)))
+
+
+def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64)
+    return (pts @ np.asarray(m, np.float64)[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp the face into its square crop (bicubic; borders replicate so edges are not black)."""
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def uncrop(crop: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], border_value=0) -> np.ndarray:
+    """Warp a crop (or a mask made in crop space) back into frame coordinates with the inverse matrix."""
+    h, w = frame_shape[:2]
+    return cv2.warpAffine(
+        crop, matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border_value,
+    )

@@ -1,0 +1,60 @@
+"""Face masks from landmarks: the hull of jaw and brows, raised to cover the forehead, with soft edges."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+JAW = slice(0, 17)
+BROWS = slice(17, 27)
+EYES = slice(36, 48)
+MOUTH = slice(48, 68)
+
+
+def face_hull_points(landmarks: np.ndarray, forehead: float = 0.35) -> np.ndarray:
+    """Jaw + brows, plus the brows lifted along the face's up axis by `forehead` x (brow-to-chin distance)."""
+    pts = np.asarray(landmarks, np.float64)
+    brows = pts[BROWS]
+    chin = pts[8]
+    brow_c = brows.mean(0)
+    up = brow_c - chin
+    lifted = brows + up * forehead
+    return np.vstack([pts[JAW], brows, lifted]).astype(np.float32)
+
+
+def hull_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """A filled convex hull of points as a float32 mask of the given (h, w)."""
+    mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(np.round(points * 4).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=2)
+    return mask.astype(np.float32) / 255.0
+
+
+def feather(mask: np.ndarray, erode: int = 0, blur: int = 0) -> np.ndarray:
+    """Shrink a mask by `erode` px, then soften its edge with a Gaussian of about `blur` px."""
+    out = mask.astype(np.float32)
+    if erode > 0:
+        out = cv2.erode(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
+    elif erode < 0:
+        out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (-2 * erode + 1, -2 * erode + 1)))
+    if blur > 0:
+        k = 2 * int(blur) + 1
+        out = cv2.GaussianBlur(out, (k, k), blur / 2)
+    return np.clip(out, 0.0, 1.0)
+
+
+def face_mask(shape: tuple[int, int], landmarks: np.ndarray, blur: int | None = None) -> np.ndarray:
+    """The soft face mask for landmarks given in the coordinates of an image of `shape` (h, w)."""
+    m = hull_mask(shape, face_hull_points(landmarks))
+    if blur is None:
+        blur = max(1, int(round(min(shape) * 0.03)))
+    return feather(m, erode=blur // 2, blur=blur)
+
+
+def feature_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """Eyes (with brows' lower edge) and mouth, slightly grown: the regions a swap is judged by."""
+    pts = np.asarray(landmarks, np.float32)
+    m = np.maximum(hull_mask(shape, pts[36:42]), hull_mask(shape, pts[42:48]))
+    m = np.maximum(m, hull_mask(shape, pts[MOUTH]))
+    grow = max(1, int(round(min(shape) * 0.04)))
+    return feather(m, erode=-grow, blur=grow)

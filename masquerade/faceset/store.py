@@ -1,0 +1,220 @@
+"""A face set on disk: FACESET/faces/*.png aligned crops and FACESET/faceset.db, an SQLite index.
+
+One row per face (source, frame, box, 68 landmarks, alignment matrix, embedding, quality) and one per
+source. Each frame is committed in one transaction together with a row in `frames`, which is what makes
+re-running resumable: a frame is either fully in the index or not at all. Crop PNGs are written (atomically)
+before their rows, so a crash can leave an orphan PNG, never a row without its image.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from masquerade.core.atomic import write_bytes
+from masquerade.core.errors import InputError
+from masquerade.core.types import Face
+from masquerade.media.reader import MediaInfo
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    fps REAL NOT NULL,
+    frames INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS frames (
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    frame_index INTEGER NOT NULL,
+    faces INTEGER NOT NULL,
+    PRIMARY KEY (source_id, frame_index)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    frame_index INTEGER NOT NULL,
+    face_index INTEGER NOT NULL,
+    time REAL NOT NULL,
+    file TEXT NOT NULL UNIQUE,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    score REAL NOT NULL,
+    landmarks BLOB NOT NULL,
+    matrix BLOB NOT NULL,
+    embedding BLOB,
+    blur REAL NOT NULL,
+    yaw REAL NOT NULL, pitch REAL NOT NULL, roll REAL NOT NULL,
+    UNIQUE (source_id, frame_index, face_index)
+);
+"""
+
+
+@dataclass
+class FaceRecord:
+    """One indexed face. Landmarks and matrix are in the source frame's pixels (matrix: frame -> crop)."""
+
+    id: int
+    source: str
+    frame_index: int
+    face_index: int
+    time: float
+    file: Path
+    bbox: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    matrix: np.ndarray
+    embedding: np.ndarray | None
+    blur: float
+    pose: tuple[float, float, float]
+
+
+class FaceSet:
+    """Open with `FaceSet.open(path)` to read, `FaceSet.create(path, size, padding)` to write or resume."""
+
+    def __init__(self, root: Path, db: sqlite3.Connection):
+        self.root = root
+        self.db = db
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.size = int(meta["size"])
+        self.padding = float(meta["padding"])
+
+    @classmethod
+    def open(cls, path: str | Path) -> FaceSet:
+        root = Path(path)
+        db_path = root / "faceset.db"
+        if not db_path.is_file():
+            raise InputError(root, "not a face set (no faceset.db; make one with `masquerade extract`)")
+        try:
+            db = sqlite3.connect(db_path)
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(db_path, f"unreadable face set index ({exc})") from None
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise InputError(db_path, f"face set schema {version and version[0]} is not {SCHEMA_VERSION}")
+        return cls(root, db)
+
+    @classmethod
+    def create(cls, path: str | Path, size: int = 256, padding: float = 0.3) -> FaceSet:
+        """Create a face set, or reopen an existing one for resuming (its crop size must match)."""
+        root = Path(path)
+        if root.exists() and not root.is_dir():
+            raise InputError(root, "output exists and is not a folder")
+        (root / "faces").mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(root / "faceset.db")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        with db:
+            db.executescript(SCHEMA)
+            for key, value in (("schema", SCHEMA_VERSION), ("size", size), ("padding", padding)):
+                db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, str(value)))
+        fs = cls(root, db)
+        if fs.size != size or abs(fs.padding - padding) > 1e-9:
+            db.close()
+            raise InputError(root, f"face set was made with --size {fs.size} (padding {fs.padding}); "
+                                   f"cannot add {size} px crops to it")
+        return fs
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> FaceSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------------
+    def add_source(self, info: MediaInfo) -> int:
+        path = str(Path(info.path).resolve())
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO sources (path, kind, width, height, fps, frames) VALUES (?,?,?,?,?,?)",
+                (path, info.kind, info.width, info.height, info.fps, info.frames),
+            )
+        return int(self.db.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()[0])
+
+    def done_frames(self, source_id: int) -> set[int]:
+        rows = self.db.execute("SELECT frame_index FROM frames WHERE source_id=?", (source_id,))
+        return {r[0] for r in rows}
+
+    def add_frame(self, source_id: int, frame_index: int, time: float, faces: list[Face]) -> None:
+        """Write the crops, then index the faces and mark the frame done, in one transaction."""
+        rows = []
+        for k, f in enumerate(faces):
+            name = f"faces/{source_id:04d}_{frame_index:07d}_{k}.png"
+            ok, png = cv2.imencode(".png", f.crop)
+            if not ok:
+                raise RuntimeError("PNG encoding failed")
+            write_bytes(self.root / name, png.tobytes())
+            emb = None if f.embedding is None else np.asarray(f.embedding, np.float32).tobytes()
+            rows.append((
+                source_id, frame_index, k, time, name, *map(float, f.bbox), float(f.score),
+                np.asarray(f.landmarks, np.float32).tobytes(), np.asarray(f.matrix, np.float64).tobytes(),
+                emb, float(f.blur), *map(float, f.pose),
+            ))
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO faces (source_id, frame_index, face_index, time, file, x0, y0, x1, y1,"
+                " score, landmarks, matrix, embedding, blur, yaw, pitch, roll)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            self.db.execute("INSERT OR REPLACE INTO frames VALUES (?, ?, ?)", (source_id, frame_index, len(faces)))
+
+    # -- reading -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def __iter__(self) -> Iterator[FaceRecord]:
+        q = (
+            "SELECT f.id, s.path, f.frame_index, f.face_index, f.time, f.file, f.x0, f.y0, f.x1, f.y1, f.score,"
+            " f.landmarks, f.matrix, f.embedding, f.blur, f.yaw, f.pitch, f.roll"
+            " FROM faces f JOIN sources s ON s.id = f.source_id ORDER BY f.source_id, f.frame_index, f.face_index"
+        )
+        for r in self.db.execute(q):
+            yield FaceRecord(
+                id=r[0], source=r[1], frame_index=r[2], face_index=r[3], time=r[4], file=self.root / r[5],
+                bbox=np.array(r[6:10], np.float32), score=r[10],
+                landmarks=np.frombuffer(r[11], np.float32).reshape(68, 2),
+                matrix=np.frombuffer(r[12], np.float64).reshape(2, 3),
+                embedding=None if r[13] is None else np.frombuffer(r[13], np.float32),
+                blur=r[14], pose=(r[15], r[16], r[17]),
+            )
+
+    def sources(self) -> list[dict]:
+        cols = ("id", "path", "kind", "width", "height", "fps", "frames")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM sources")]
+
+    def load_crop(self, rec: FaceRecord) -> np.ndarray:
+        img = cv2.imread(str(rec.file), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(rec.file, "face crop is missing or unreadable")
+        return img
+
+    def embeddings(self) -> np.ndarray:
+        rows = self.db.execute("SELECT embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id")
+        vecs = [np.frombuffer(r[0], np.float32) for r in rows]
+        return np.stack(vecs) if vecs else np.zeros((0, 128), np.float32)
+
+    def mean_embedding(self) -> np.ndarray:
+        e = self.embeddings()
+        if not len(e):
+            raise InputError(self.root, "face set has no identity embeddings")
+        return e.mean(0)
+
+    def summary(self) -> dict:
+        return {"path": str(self.root), "faces": len(self), "size": self.size, "padding": self.padding,
+                "sources": [s["path"] for s in self.sources()]}
+
+    def describe(self) -> str:
+        return json.dumps(self.summary())

@@ -1,0 +1,248 @@
+"""Read frames, in order, from a video file, an image or a folder of images.
+
+Every failure a user can cause (missing file, not media, truncated video, decompression bomb) becomes an
+`InputError` naming the file; unusual but valid images (grayscale, RGBA, 16-bit) are converted to 8-bit BGR.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from masquerade.core.errors import InputError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif"}
+MAX_IMAGE_PIXELS = 100_000_000  # larger images are refused as possible decompression bombs
+
+
+@dataclass
+class MediaInfo:
+    """What a source is: kind (`video`, `image`, `folder`), size after rotation, rate and length."""
+
+    path: str
+    kind: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    has_audio: bool = False
+    rotation: int = 0  # clockwise degrees applied to decoded frames
+    rate: Fraction | None = None
+
+
+@dataclass
+class Frame:
+    index: int
+    time: float
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    source: str = ""
+
+
+@dataclass
+class ReadStats:
+    """Counts a reader fills in while it runs; corrupt frames are skipped and counted, not fatal."""
+
+    read: int = 0
+    corrupt: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _natural_key(p: Path) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+def list_sources(paths: list[str | Path]) -> list[Path]:
+    """Expand the user's SRC arguments: files stay, folders become their media files in natural order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise InputError(p, "no such file or folder")
+        if p.is_dir():
+            found = sorted(
+                (c for c in p.iterdir() if c.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS and c.is_file()),
+                key=_natural_key,
+            )
+            if not found:
+                raise InputError(p, "folder holds no images or videos")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTS
+
+
+def _to_bgr8(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit BGR: gray is replicated, alpha composited on black, 16-bit scaled."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        if im.mode == "F" and arr.max(initial=0) <= 1.0:
+            top = 1.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
+        return np.ascontiguousarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
+    try:
+        rgb = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot convert image mode {im.mode}: {exc}") from None
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode one image to 8-bit BGR, honouring EXIF orientation, refusing decompression bombs."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InputError(
+                        path, f"image is {w}x{h} ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP "
+                        "limit (possible decompression bomb)"
+                    )
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _to_bgr8(im, path)
+    except Image.DecompressionBombError:
+        raise InputError(path, "image is too large (possible decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise InputError(path, "not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(path, f"corrupt or truncated image ({exc})") from None
+
+
+def _open_video(path: Path):
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(path, f"not a readable video or image ({exc.__class__.__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(path, "holds no video stream")
+    return container
+
+
+def _rotate(img: np.ndarray, cw_degrees: int) -> np.ndarray:
+    """Rotate an image clockwise by a multiple of 90 degrees (display-matrix rotation)."""
+    k = (cw_degrees // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=-k)) if k else img
+
+
+def _frame_rotation(frame) -> int:
+    """Clockwise degrees to apply so the frame displays upright (FFmpeg's display matrix is counter-clockwise)."""
+    rot = int(round(getattr(frame, "rotation", 0) or 0))
+    return (-rot) % 360
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Describe a source without reading all of it. Raises InputError for anything that is not media."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_dir():
+        files = [p for p in list_sources([path]) if is_image_path(p)]
+        if not files:
+            raise InputError(path, "folder holds no images")
+        first = read_image(files[0])
+        return MediaInfo(str(path), "folder", first.shape[1], first.shape[0], 0.0, len(files))
+    if is_image_path(path):
+        img = read_image(path)
+        return MediaInfo(str(path), "image", img.shape[1], img.shape[0], 0.0, 1)
+    container = _open_video(path)
+    try:
+        vs = container.streams.video[0]
+        rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+        fps = float(rate)
+        frames = int(vs.frames or 0)
+        if frames <= 0 and vs.duration and vs.time_base:
+            frames = int(round(float(vs.duration * vs.time_base) * fps))
+        if frames <= 0 and container.duration:
+            frames = int(round(container.duration / 1e6 * fps))
+        rotation = 0
+        w, h = vs.codec_context.width, vs.codec_context.height
+        try:
+            first = next(container.decode(vs))
+            rotation = _frame_rotation(first)
+            w, h = first.width, first.height
+        except (StopIteration, av.error.FFmpegError):
+            raise InputError(path, "truncated or corrupt video: no frame could be decoded") from None
+        if rotation in (90, 270):
+            w, h = h, w
+        return MediaInfo(str(path), "video", w, h, fps, frames, bool(container.streams.audio), rotation, rate)
+    finally:
+        container.close()
+
+
+def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
+    container = _open_video(path)
+    try:
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        fps = float(vs.average_rate or vs.guessed_rate or 25)
+        index = 0
+        for packet in container.demux(vs):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                stats.corrupt += 1
+                continue
+            for fr in decoded:
+                try:
+                    img = fr.to_ndarray(format="bgr24")
+                except (av.error.FFmpegError, ValueError):
+                    stats.corrupt += 1
+                    continue
+                t = float(fr.time) if fr.time is not None else index / fps
+                stats.read += 1
+                yield Frame(index, t, _rotate(img, _frame_rotation(fr)), str(path))
+                index += 1
+        if index == 0:
+            raise InputError(path, "truncated or corrupt video: no frame could be decoded")
+    except av.error.FFmpegError as exc:
+        stats.notes.append(f"{path}: stopped early after {stats.read} frames ({exc.__class__.__name__})")
+    finally:
+        container.close()
+
+
+def read_frames(
+    path: str | Path, every: int = 1, stats: ReadStats | None = None, skip: set[int] | None = None
+) -> Iterator[Frame]:
+    """Yield frames of one source in order; `every` keeps every Nth, `skip` drops indices already done.
+
+    For a video, frames are decoded sequentially (skipped ones too, since H.264 needs them); images in a
+    folder that are skipped are never decoded.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    skip = skip or set()
+    if path.is_dir() or is_image_path(path):
+        files = [p for p in list_sources([path]) if is_image_path(p)] if path.is_dir() else [path]
+        for i, f in enumerate(files):
+            if i % every or i in skip:
+                continue
+            img = read_image(f)
+            stats.read += 1
+            yield Frame(i, 0.0, img, str(f))
+        return
+    for fr in _iter_video(path, stats):
+        if fr.index % every or fr.index in skip:
+            continue
+        yield fr

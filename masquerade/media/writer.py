@@ -1,0 +1,207 @@
+"""Write video (H.264 yuv420p by default) with the source's audio copied in, and images with a label.
+
+Outputs are written to a temporary file beside the target and renamed into place only when complete,
+so a failed or interrupted run never leaves a half-written file under the user's name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from masquerade.core.atomic import atomic_path
+from masquerade.core.errors import InputError
+
+LABEL_KEYS = ("comment", "description")
+
+
+class VideoWriter:
+    """Encode BGR frames to a video file; optionally copy (or, failing that, re-encode) an audio stream.
+
+    Use as a context manager; the file appears at `path` only when the block exits without error.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        size: tuple[int, int],
+        crf: int = 18,
+        codec: str = "libx264",
+        audio_from: str | Path | None = None,
+        audio_window: tuple[float, float | None] = (0.0, None),
+        metadata: dict[str, str] | None = None,
+    ):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise InputError(self.path, "output folder does not exist")
+        self.width, self.height = size
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._audio_from = Path(audio_from) if audio_from else None
+        self._audio_src = None
+        self._audio_out = None
+        self._audio_copy = True
+        self._window = audio_window
+        rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        self._out = av.open(str(self._tmp), mode="w")
+        for k, v in (metadata or {}).items():
+            self._out.metadata[k] = v
+        try:
+            self._vs = self._out.add_stream(codec, rate=rate)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self._abort()
+            raise InputError("--codec", f"cannot encode with {codec!r}: {exc}") from None
+        self._vs.width, self._vs.height = self.width, self.height
+        self._vs.pix_fmt = "yuv420p"
+        if codec in ("libx264", "libx265", "h264", "hevc"):
+            self._vs.options = {"crf": str(crf), "preset": "medium"}
+        self._count = 0
+        if self._audio_from is not None:
+            self._add_audio_stream()
+
+    def _add_audio_stream(self) -> None:
+        """Add the audio stream now: every stream must exist before the first packet is written."""
+        src = av.open(str(self._audio_from))
+        if not src.streams.audio:
+            src.close()
+            return
+        ins = src.streams.audio[0]
+        self._audio_src = src
+        try:
+            self._audio_out = self._out.add_stream_from_template(ins)
+        except (av.error.FFmpegError, ValueError):
+            # The container cannot hold this codec as is: re-encode to AAC instead.
+            self._audio_out = self._out.add_stream("aac", rate=ins.rate)
+            self._audio_copy = False
+
+    def write(self, image: np.ndarray) -> None:
+        if image.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, writer is {self.width}x{self.height}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = self._count
+        self._count += 1
+        for packet in self._vs.encode(frame):
+            self._out.mux(packet)
+
+    def _copy_audio(self) -> None:
+        if self._audio_src is None:
+            return
+        src = self._audio_src
+        try:
+            ins = src.streams.audio[0]
+            start, end = self._window
+            if self._audio_copy:
+                self._remux(src, ins, self._audio_out, start, end)
+            else:
+                self._transcode(src, ins, self._audio_out, start, end)
+        finally:
+            src.close()
+            self._audio_src = None
+
+    def _remux(self, src, ins, outs, start: float, end: float | None) -> None:
+        offset = None
+        for packet in src.demux(ins):
+            if packet.dts is None or packet.pts is None:
+                continue
+            t = float(packet.pts * ins.time_base)
+            if t < start or (end is not None and t >= end):
+                continue
+            if offset is None:
+                offset = packet.pts
+            packet.pts -= offset
+            packet.dts -= offset
+            packet.stream = outs
+            self._out.mux(packet)
+
+    def _transcode(self, src, ins, outs, start: float, end: float | None) -> None:
+        for frame in src.decode(ins):
+            t = float(frame.time or 0.0)
+            if t < start or (end is not None and t >= end):
+                continue
+            frame.pts = None
+            for packet in outs.encode(frame):
+                self._out.mux(packet)
+        for packet in outs.encode(None):
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._vs.encode(None):
+            self._out.mux(packet)
+        self._copy_audio()
+        self._out.close()
+        os.replace(self._tmp, self.path)
+
+    def _abort(self) -> None:
+        if self._audio_src is not None:
+            self._audio_src.close()
+        try:
+            self._out.close()
+        except Exception:  # noqa: BLE001 - best effort while already failing
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+    @property
+    def frames_written(self) -> int:
+        return self._count
+
+
+def write_image(path: str | Path, image: np.ndarray, label: str | None = None, quality: int = 95) -> None:
+    """Write a BGR image as PNG (label in a text chunk) or JPEG (label in EXIF ImageDescription), atomically."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(path, "output folder does not exist")
+    im = Image.fromarray(np.ascontiguousarray(image[..., ::-1]))
+    ext = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if ext == ".png":
+            info = PngImagePlugin.PngInfo()
+            if label:
+                info.add_itxt("Description", label)
+                info.add_text("Software", "masquerade")
+            im.save(tmp, format="PNG", pnginfo=info)
+        elif ext in (".jpg", ".jpeg"):
+            exif = Image.Exif()
+            if label:
+                exif[0x010E] = label  # ImageDescription
+                exif[0x0131] = "masquerade"  # Software
+            im.save(tmp, format="JPEG", quality=quality, exif=exif.tobytes())
+        else:
+            raise InputError(path, "images are written as .png or .jpg")
+
+
+def read_label(path: str | Path) -> str | None:
+    """The synthetic-media label a file carries in its metadata, if any (video tags, PNG text, EXIF)."""
+    path = Path(path)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"):
+        try:
+            with Image.open(path) as im:
+                text = im.info.get("Description") or im.getexif().get(0x010E)
+                return str(text) if text else None
+        except OSError:
+            return None
+    try:
+        with av.open(str(path)) as c:
+            for k in LABEL_KEYS:
+                if c.metadata.get(k):
+                    return c.metadata[k]
+    except av.error.FFmpegError:
+        return None
+    return None

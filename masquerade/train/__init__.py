@@ -1,0 +1,1 @@
+"""Training: one readable loop (loop.py), its losses, and atomic safetensors checkpoints."""
