@@ -83,7 +83,177 @@ def run_extract(args) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [add_extract]
+# -- train -----------------------------------------------------------------------------------------------
+def add_train(sub) -> None:
+    from masquerade.models import list_models
+
+    p = sub.add_parser(
+        "train",
+        help="train a face-swap model for two identities",
+        description="Train the shared-encoder / two-decoder autoencoder on face sets of identity A and B. "
+        "If MODEL exists, training resumes from its last save (weights, optimizer, iteration). Without "
+        "--iterations or --minutes it runs until Ctrl-C, which saves before exiting.",
+    )
+    p.add_argument("faceset_a", metavar="FACESET_A", help="face set of identity A (several: join with commas)")
+    p.add_argument("faceset_b", metavar="FACESET_B", help="face set of identity B (several: join with commas)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder (created or resumed)")
+    p.add_argument("--model", default="lite", choices=list_models(),
+                   help="architecture: lite (CPU-friendly, default) or original (the seed's 82 M network)")
+    p.add_argument("--size", type=_positive, default=64, help="model input/output size in pixels (default 64)")
+    p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
+    p.add_argument("--batch-size", type=_positive, default=16, help="faces per side per step (default 16)")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
+    p.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of this run")
+    p.add_argument("--save-every", type=_positive, default=250, metavar="N", help="save every N iterations (250)")
+    p.add_argument("--preview-every", type=_positive, default=250, metavar="N",
+                   help="write previews/NNNNNNN.png every N iterations (250)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
+    p.add_argument("--threads", type=_nonneg, default=0, help="CPU threads (default 0: all cores)")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    from masquerade.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=args.model, size=args.size, mask=args.mask, batch_size=args.batch_size, lr=args.lr,
+        iterations=args.iterations, minutes=args.minutes, save_every=args.save_every,
+        preview_every=args.preview_every, seed=args.seed, device=args.device, compile=args.compile,
+        threads=args.threads,
+    )
+    total = args.iterations
+    bar = tqdm(desc="train", unit="it", total=total, dynamic_ncols=True, disable=None)
+
+    def progress(it: int, info: dict) -> None:
+        if bar.n == 0 and it > 1:
+            bar.n = it - 1
+        bar.update(it - bar.n)
+        bar.set_postfix(loss_a=f"{info['loss_a']:.4f}", loss_b=f"{info['loss_b']:.4f}",
+                        samples_s=f"{info['samples_per_s']:.0f}", refresh=False)
+
+    try:
+        res = train(args.faceset_a.split(","), args.faceset_b.split(","), args.output, cfg, progress)
+    finally:
+        bar.close()
+    why = {"interrupt": "interrupted (saved)", "iterations": "reached --iterations", "minutes": "reached --minutes"}
+    print(f"{why.get(res.stopped_by, 'stopped')}: iteration {res.iteration}, loss A {res.loss_a:.4f}, "
+          f"loss B {res.loss_b:.4f}, {res.samples_per_s:.0f} samples/s; model: {args.output}")
+    return 130 if res.interrupted else 0
+
+
+# -- swap ------------------------------------------------------------------------------------------------
+def add_swap(sub) -> None:
+    from masquerade.swap.blend import MODES as BLENDS
+    from masquerade.swap.color import MODES as COLORS
+
+    p = sub.add_parser(
+        "swap",
+        help="swap the faces in a video, image or folder with a trained model",
+        description="Replace every face of the model's source identity in INPUT with the other identity, "
+        "colour-matched and blended, and write OUTPUT (a video keeps the input's size, fps and audio). "
+        "Every output carries an invisible watermark and a metadata label marking it as synthetic.",
+    )
+    p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
+    p.add_argument("-m", "--model", required=True, metavar="MODEL", help="a model folder made by `train`")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="video file, image file (.png/.jpg) or folder (for a folder INPUT)")
+    p.add_argument("--to", choices=["a", "b", "auto"], default="auto",
+                   help="identity to render (default auto: the one the input's faces are NOT of)")
+    p.add_argument("--color", choices=COLORS, default="lab-transfer",
+                   help="colour matching (default lab-transfer, Reinhard's L*a*b* mean/std transfer)")
+    p.add_argument("--blend", choices=BLENDS, default="alpha", help="alpha (default) or poisson (seamless clone)")
+    p.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink the mask by PX (default: blur/2)")
+    p.add_argument("--blur", type=int, default=-1, metavar="PX", help="feather the mask edge (default: 4%% of face)")
+    p.add_argument("--smooth", type=float, default=1.0,
+                   help="temporal landmark smoothing strength (default 1; 0 turns it off)")
+    p.add_argument("--all-faces", action="store_true", help="swap every face, not only the source identity's")
+    p.add_argument("--start", help="start time: seconds (12.5), min:s (1:02.5) or frame (300f)")
+    p.add_argument("--end", help="end time, same forms as --start")
+    p.add_argument("--preview", type=_nonneg, default=0, metavar="N",
+                   help="write N before|after stills beside OUTPUT and stop")
+    p.add_argument("--crf", type=_nonneg, default=18, help="H.264 quality, lower is better (default 18)")
+    p.add_argument("--codec", default="libx264", help="video codec (default libx264)")
+    p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
+    p.add_argument("--min-face", type=_positive, default=40, metavar="PX", help="smallest face to swap (40)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.set_defaults(run=run_swap)
+
+
+def run_swap(args) -> int:
+    from pathlib import Path
+
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+    from masquerade.swap.run import swap_file
+
+    opts = SwapOptions(to=args.to, color=args.color, blend=args.blend, erode=args.erode, blur=args.blur,
+                       smooth=args.smooth, min_face=args.min_face, swap_all=args.all_faces, device=args.device)
+    swapper = Swapper(args.model, opts)
+    bar = tqdm(desc="swap", unit="frame", dynamic_ncols=True, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        kw = {"label": args.label, "progress": progress}
+        if not (Path(args.input).is_dir() or Path(args.input).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp",
+                                                                                   ".tif", ".tiff", ".webp")):
+            kw.update(crf=args.crf, codec=args.codec, start=args.start, end=args.end, preview=args.preview)
+        report = swap_file(swapper, args.input, args.output, **kw)
+    finally:
+        bar.close()
+    print(f"rendered identity {report.rendered} ({report.chosen_by})")
+    for w in report.warnings or []:
+        print(f"warning: {w}", file=sys.stderr)
+    if report.previews:
+        print("previews: " + ", ".join(report.previews))
+    else:
+        print(f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output} "
+              "(watermarked and labelled as synthetic)")
+    return 0
+
+
+# -- verify ----------------------------------------------------------------------------------------------
+def add_verify(sub) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="tell whether files carry masquerade's synthetic-media mark",
+        description="Check each FILE for masquerade's invisible watermark (it survives re-encoding, "
+        "downscaling, JPEG and cropping) and its metadata label. Exit code 0 when every file is marked, "
+        "1 when one is not, 2 on bad input.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file")
+    p.add_argument("--max-frames", type=_positive, default=300, help="frames checked per video, spread evenly")
+    p.set_defaults(run=run_verify)
+
+
+def run_verify(args) -> int:
+    import json
+
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.provenance.verify import verify_file
+
+    fa = FaceAnalyzer(detector="hog", embeddings=False)
+    code = 0
+    for f in args.files:
+        try:
+            res = verify_file(f, max_frames=args.max_frames, analyzer=fa)
+        except MasqueradeError as exc:
+            print(json.dumps({"path": f, "error": str(exc)}) if args.json else f"masquerade: error: {exc}",
+                  file=sys.stdout if args.json else sys.stderr)
+            code = 2
+            continue
+        print(json.dumps(res.to_dict()) if args.json else "\n".join(res.lines()))
+        if not res.marked:
+            code = max(code, 1)
+    return code
+
+
+COMMANDS: list[Callable] = [add_extract, add_train, add_swap, add_verify]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,7 +58,7 @@ class VideoWriter:
         try:
             self._vs = self._out.add_stream(codec, rate=rate)
         except (av.error.FFmpegError, ValueError) as exc:
-            self._abort()
+            self.abort()
             raise InputError("--codec", f"cannot encode with {codec!r}: {exc}") from None
         self._vs.width, self._vs.height = self.width, self.height
         self._vs.pix_fmt = "yuv420p"
@@ -140,7 +140,7 @@ class VideoWriter:
         self._out.close()
         os.replace(self._tmp, self.path)
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         if self._audio_src is not None:
             self._audio_src.close()
         try:
@@ -156,7 +156,7 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         else:
-            self._abort()
+            self.abort()
 
     @property
     def frames_written(self) -> int:

@@ -1,0 +1,1 @@
+"""Provenance: an invisible face-anchored watermark, metadata labels, and `verify`."""

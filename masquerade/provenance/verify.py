@@ -1,0 +1,118 @@
+"""`verify`: does a file carry masquerade's mark? Per file: frames checked, share marked, payload, label.
+
+A frame carries the mark when one of its faces does (signature z > THRESHOLD). A file is marked when
+chance cannot explain what was seen (probability below 1e-6 for an unmarked file) and the payload read from
+all marked faces together starts with the tool signature. "What was seen" is either enough marked frames
+(binomial tail under the per-face false-positive rate), or one face so strongly marked that no face among
+all those checked would reach it by chance (this is what decides single images).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from masquerade.core.errors import InputError
+from masquerade.faces.analyze import FaceAnalyzer
+from masquerade.media import probe, read_frames, read_label
+from masquerade.provenance import watermark as wm
+
+FILE_FALSE_ALARM = 1e-6
+
+
+@dataclass
+class VerifyResult:
+    path: str
+    marked: bool
+    frames_checked: int
+    frames_with_face: int
+    frames_marked: int
+    fraction_marked: float  # of the frames checked
+    signature: str | None  # decoded from all marked faces, hex
+    model_code: str | None  # the 16-bit model id, hex (first 4 hex digits of the model id)
+    label: str | None
+    mean_z: float
+    min_marked_frames: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        verdict = "MARKED as synthetic (masquerade)" if self.marked else "no masquerade mark found"
+        out = [f"{self.path}: {verdict}",
+               f"  frames checked: {self.frames_checked}, with a face: {self.frames_with_face}, "
+               f"carrying the mark: {self.frames_marked} ({self.fraction_marked:.1%})"]
+        if self.signature is not None:
+            out.append(f"  payload: signature 0x{self.signature} ({'ok' if self.signature == f'{wm.SIGNATURE:04x}' else 'wrong'})"
+                       f", model {self.model_code}")
+        out.append(f"  metadata label: {self.label or 'none'}")
+        return out
+
+
+def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame: int = 2) -> int:
+    """Smallest k such that P(at least k of `frames` unmarked frames score as marked) < FILE_FALSE_ALARM."""
+    p = min(1.0, (p_face if p_face is not None else wm.false_positive_rate()) * faces_per_frame)
+    tail, k = 1.0, 0
+    while k <= frames:
+        # P(X >= k+1) = P(X >= k) - P(X = k)
+        pk = math.comb(frames, k) * p**k * (1 - p) ** (frames - k)
+        tail -= pk
+        k += 1
+        if tail < FILE_FALSE_ALARM:
+            return k
+    return frames + 1
+
+
+def strict_threshold(frames: int, faces_per_frame: int = 2) -> float:
+    """z above which a single face decides: frames * faces * P(T > z) < FILE_FALSE_ALARM."""
+    lo, hi = wm.THRESHOLD, 40.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if frames * faces_per_frame * wm.t_sf(mid, wm.N_DECOYS) < FILE_FALSE_ALARM:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def verify_file(path: str | Path, max_frames: int = 300, min_face: int = 40,
+                analyzer: FaceAnalyzer | None = None) -> VerifyResult:
+    path = Path(path)
+    info = probe(path)  # raises InputError for missing files and non-media
+    every = max(1, math.ceil(info.frames / max_frames)) if info.frames else 1
+    fa = analyzer or FaceAnalyzer(detector="hog", min_face=min_face, embeddings=False)
+    checked = with_face = marked = 0
+    z_sum = np.zeros(wm.N_BITS, np.float64)
+    zs = []
+    for fr in read_frames(path, every=every):
+        checked += 1
+        faces = fa(fr.image)
+        with_face += bool(faces)
+        reads = [wm.read_face(fr.image, f.landmarks) for f in faces]
+        best = max(reads, key=lambda r: r.z_signature, default=None)
+        if best is not None:
+            zs.append(best.z_signature)
+        hits = [r for r in reads if r.marked]
+        if hits:
+            marked += 1
+            for r in hits:
+                z_sum += r.z_bits
+        if checked >= max_frames:
+            break
+    if checked == 0:
+        raise InputError(path, "no frame could be read")
+    need = min_marked_frames(checked)
+    sig = code = None
+    if marked:
+        sig_v, code_v = wm.bits_to_payload(z_sum)
+        sig, code = f"{sig_v:04x}", f"{code_v:04x}"
+    strong = bool(zs) and max(zs) > strict_threshold(checked)
+    is_marked = (marked >= need or strong) and sig == f"{wm.SIGNATURE:04x}"
+    return VerifyResult(
+        path=str(path), marked=is_marked, frames_checked=checked, frames_with_face=with_face, frames_marked=marked,
+        fraction_marked=marked / checked, signature=sig, model_code=code, label=read_label(path),
+        mean_z=float(np.mean(zs)) if zs else 0.0, min_marked_frames=need,
+    )

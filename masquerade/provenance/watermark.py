@@ -1,0 +1,193 @@
+"""An invisible, robust watermark anchored to the face: spread spectrum in the aligned face's luminance.
+
+Why anchored to the face: a swapped face is what we made, and the detector can find and align faces again
+with the same landmarks and mean face used to embed. Alignment then undoes cropping, scaling, shifting and
+small rotations of the frame for free; no synchronisation template or search is needed.
+
+Embedding: the 32-bit payload (16-bit tool signature + 16-bit model id) selects signs of 32 pseudo-random
+patterns (key-seeded +-1 cells of 4 px in a 128 px aligned crop, bicubic-smoothed so they survive JPEG and
+H.264). Their sum, scaled to `AMPLITUDE` grey levels and weighted by the face mask, is added to the face's
+luminance (equally to B, G and R, so chroma is untouched).
+
+Detection: re-align the face, high-pass its luminance, and correlate with the 32 payload patterns and with
+48 decoy patterns that are never embedded. The decoys' correlations estimate, for this very face, the
+spread of a correlation under "no mark", so z-scores are self-calibrated. A face is marked when the
+signature's z-score (the 16 known signature bits combined) exceeds `THRESHOLD`; see `false_positive_rate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+from masquerade.faces.align import estimate_matrix, transform_points
+from masquerade.faces.mask import face_mask
+
+KEY = 0x6D617371  # seeds the patterns; changing it makes every earlier mark unreadable
+SIGNATURE = 0x4D51  # "MQ": the tool signature, the first 16 payload bits
+N_BITS = 32
+N_SIG = 16
+N_DECOYS = 48
+SIZE = 128  # side of the aligned crop the patterns live in
+PADDING = 0.1  # the inner face: where a swap changes pixels
+CELLS = 32  # pattern cells per side (4 px at SIZE); with BAND, survives 50% downscaling, H.264, JPEG 50
+TARGET_Z = 12.0  # embed just strongly enough that the clean face reads this z (attacks keep ~2/3 of it)
+AMPLITUDE = (1.0, 5.0)  # rms of the mark in grey levels inside the face mask: its floor and ceiling
+THRESHOLD = 4.5
+MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this  # signature z-score for "this face carries the mark"
+BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, px at SIZE) the detector looks in
+
+
+@cache
+def canonical_mask() -> np.ndarray:
+    """The face mask of the mean face in the aligned crop: where marks live, for any face."""
+    from masquerade.faces.align import crop_frame_matrix
+    from masquerade.faces.mean_face import MEAN_FACE_68
+
+    return face_mask((SIZE, SIZE), transform_points(crop_frame_matrix(SIZE, PADDING), MEAN_FACE_68), blur=6)
+
+
+@cache
+def patterns() -> np.ndarray:
+    """(N_BITS + N_DECOYS, SIZE, SIZE) float32 smooth pseudo-random patterns, fixed by KEY.
+
+    They are made orthogonal over the mean face's mask after band-pass filtering (QR), so an embedded
+    pattern does not leak into the decoys' correlations and inflate the null spread ("self-noise").
+    """
+    rng = np.random.default_rng(KEY)
+    cells = rng.choice(np.array([-1.0, 1.0], np.float32), size=(N_BITS + N_DECOYS, CELLS, CELLS))
+    raw = np.stack([cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC) for c in cells])
+    w = canonical_mask().reshape(-1)
+    filt = np.stack([_bandpass(p) for p in raw]).reshape(len(raw), -1) * w
+    # Express the orthonormalised (filtered, masked) rows as combinations of the raw patterns.
+    _, r = np.linalg.qr(filt.T.astype(np.float64))
+    mix = np.linalg.inv(r).T  # rows of mix @ filt are orthonormal
+    out = (mix @ raw.reshape(len(raw), -1).astype(np.float64)).reshape(raw.shape)
+    out /= np.sqrt((out**2 * canonical_mask()).sum((1, 2), keepdims=True) / canonical_mask().sum())
+    return out.astype(np.float32)
+
+
+@cache
+def _filtered_patterns() -> np.ndarray:
+    return np.stack([_bandpass(p) for p in patterns()])
+
+
+def _bandpass(img: np.ndarray) -> np.ndarray:
+    """Difference of Gaussians: drops the face's shading (low) and pixel noise and codec ringing (high)."""
+    return cv2.GaussianBlur(img, (0, 0), BAND[0]) - cv2.GaussianBlur(img, (0, 0), BAND[1])
+
+
+def model_code(model_id: str) -> int:
+    """The 16-bit model id carried in the mark: the first four hex digits of the model's id."""
+    try:
+        return int(model_id[:4], 16) & 0xFFFF
+    except (ValueError, TypeError):
+        return 0
+
+
+def payload_bits(model_id: str) -> np.ndarray:
+    word = (SIGNATURE << 16) | model_code(model_id)
+    return np.array([1.0 if (word >> (N_BITS - 1 - i)) & 1 else -1.0 for i in range(N_BITS)], np.float32)
+
+
+def bits_to_payload(signs: np.ndarray) -> tuple[int, int]:
+    """(signature, model code) from 32 bit signs."""
+    word = 0
+    for v in signs[:N_BITS]:
+        word = (word << 1) | int(v > 0)
+    return word >> 16, word & 0xFFFF
+
+
+def _crop_geometry(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = estimate_matrix(landmarks, SIZE, PADDING)
+    mask = face_mask((SIZE, SIZE), transform_points(m, landmarks), blur=6)
+    return m, mask
+
+
+def embed(frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None = None) -> np.ndarray:
+    """Add the mark for one face (68 landmarks, frame pixels) to a BGR uint8 frame; returns a new frame.
+
+    The strength adapts to the face: a unit-strength mark is embedded and read back, then scaled so the
+    face reads TARGET_Z (within AMPLITUDE). Smooth faces (as generated faces are) need little; textured
+    ones more. `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask.
+    """
+    m, mask = _crop_geometry(landmarks)
+    mark = np.tensordot(payload_bits(model_id), patterns()[:N_BITS], axes=1) / math.sqrt(N_BITS)
+    mark = (mark * mask).astype(np.float32)
+    h, w = frame.shape[:2]
+    delta = cv2.warpAffine(mark, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if region is not None:
+        delta *= region
+    lo, hi = AMPLITUDE
+    z0 = read_face(frame, landmarks).z_signature
+    z1 = read_face(add_mark(frame, delta * lo, exact=True), landmarks).z_signature
+    gain = (z1 - z0) / lo  # z per grey level of amplitude for this face
+    amp = hi if gain <= 0 else float(np.clip((TARGET_Z - z0) / gain, lo, hi))
+    return add_mark(frame, delta * amp)
+
+
+def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False) -> np.ndarray:
+    """Add a luminance delta to B, G and R equally, scaled down if needed to keep PSNR >= MIN_PSNR.
+
+    `exact` keeps float precision (for measuring the mark's effect before rounding to 8 bits).
+    """
+    rms = float(np.sqrt(np.mean(delta.astype(np.float64) ** 2)))
+    cap = 255.0 / 10 ** (MIN_PSNR / 20)
+    if rms > cap:
+        delta = delta * (cap / rms)
+    out = frame.astype(np.float32) + delta[..., None]
+    if exact:
+        return out
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class FaceMark:
+    """What the detector read from one face: z-scores of the 32 payload bits and of the signature."""
+
+    z_bits: np.ndarray  # (32,) correlation of each payload pattern / null spread
+    z_signature: float
+
+    @property
+    def marked(self) -> bool:
+        return self.z_signature > THRESHOLD
+
+
+def read_face(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
+    """Correlate one face (68 landmarks in frame pixels) against the payload and decoy patterns."""
+    m, mask = _crop_geometry(landmarks)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    crop = cv2.warpAffine(gray.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+    resid = _bandpass(crop) * mask
+    corr = _filtered_patterns().reshape(N_BITS + N_DECOYS, -1) @ resid.reshape(-1)
+    sigma = float(np.sqrt(np.mean(corr[N_BITS:] ** 2))) + 1e-9
+    z = corr[:N_BITS] / sigma
+    sig_signs = payload_bits("0000")[:N_SIG]
+    z_sig = float(np.dot(sig_signs, z[:N_SIG]) / math.sqrt(N_SIG))
+    return FaceMark(z.astype(np.float32), z_sig)
+
+
+def t_sf(t: float, dof: int) -> float:
+    """P(T > t) for Student's t with `dof` degrees of freedom (numerical integration of the density)."""
+    if t <= 0:
+        return 1.0 - t_sf(-t, dof)
+    logc = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+    # substitute u = 1 / (1 + x^2/dof) is awkward near 0; integrate in x on a log-spaced grid instead
+    x = t * np.exp(np.linspace(0, math.log(1e4), 20001))
+    pdf = np.exp(logc - (dof + 1) / 2 * np.log1p(x**2 / dof))
+    return float(np.trapezoid(pdf, x))
+
+
+def false_positive_rate(threshold: float = THRESHOLD) -> float:
+    """Per-face probability that an unmarked face scores above `threshold`.
+
+    Under "no mark" each correlation is a zero-mean sum over thousands of pixels, close to normal with a
+    spread the 48 decoys estimate; the signature's z is then Student-t with N_DECOYS degrees of freedom.
+    """
+    return t_sf(threshold, N_DECOYS)

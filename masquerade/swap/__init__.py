@@ -1,0 +1,1 @@
+"""Swapping: frame -> faces -> model -> colour match -> blend back -> watermark."""

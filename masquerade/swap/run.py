@@ -1,0 +1,200 @@
+"""Swapping whole files: a video (audio kept, time range, previews), an image, or a folder of images."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from masquerade.core.errors import InputError
+from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
+from masquerade.media.reader import IMAGE_EXTS, MediaInfo
+from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
+from masquerade.swap.pipeline import Swapper
+
+CHUNK = 8  # frames swapped per model call
+
+
+@dataclass
+class SwapReport:
+    output: str
+    frames: int = 0
+    frames_swapped: int = 0
+    faces_swapped: int = 0
+    rendered: str = ""
+    chosen_by: str = ""
+    previews: list[str] | None = None
+    warnings: list[str] | None = None
+
+
+def parse_time(text: str | None, fps: float) -> int | None:
+    """A frame index from '12.5' (seconds), '1:02.5' (min:s) or '300f' (frame)."""
+    if text is None or text == "":
+        return None
+    text = text.strip()
+    try:
+        if text.endswith("f"):
+            return int(text[:-1])
+        if re.fullmatch(r"\d+:\d+(\.\d+)?", text):
+            m, s = text.split(":")
+            return int(round((int(m) * 60 + float(s)) * fps))
+        return int(round(float(text) * fps))
+    except ValueError:
+        raise InputError(text, "times are seconds (12.5), min:s (1:02.5) or frames (300f)") from None
+
+
+def check_paths(inp: Path, out: Path) -> None:
+    if out.resolve() == inp.resolve():
+        raise InputError(out, "output is the input; refusing to overwrite it")
+    if inp.is_dir():
+        return
+    if not out.parent.is_dir():
+        raise InputError(out, "output folder does not exist")
+
+
+def _count_swapped(before: list[np.ndarray], after: list[np.ndarray]) -> int:
+    return sum(int(not np.array_equal(a, b)) for a, b in zip(before, after, strict=True))
+
+
+def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
+    """Decide --to auto from a few frames spread over the input, before any output is written."""
+    if swapper.to is not None:
+        return
+    every = max(1, info.frames // samples) if info.frames else 1
+    faces = []
+    for fr in read_frames(info.path, every=every):
+        faces.extend(swapper.analyzer(fr.image))
+        if len(faces) >= samples:
+            break
+    swapper.choose_side(faces)
+
+
+def swap_video(
+    swapper: Swapper, inp: Path, out: Path, crf: int = 18, codec: str = "libx264", start: str | None = None,
+    end: str | None = None, preview: int = 0, label: bool = False, side_by_side: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SwapReport:
+    info = probe(inp)
+    if info.kind != "video":
+        raise InputError(inp, "not a video")
+    check_paths(inp, out)
+    swapper.smoother.fps = info.fps
+    f0 = parse_time(start, info.fps) or 0
+    f1 = parse_time(end, info.fps)
+    f1 = info.frames if f1 is None else min(f1, info.frames)
+    if f1 <= f0:
+        raise InputError(inp, f"empty range: --start frame {f0} is not before --end frame {f1}")
+    choose_side(swapper, info)
+    report = SwapReport(str(out), rendered=swapper.to or "", chosen_by=swapper.chosen_by, warnings=[])
+    if preview:
+        return _previews(swapper, inp, out, f0, f1, preview, report)
+    meta = video_metadata(swapper.model.model_id)
+    size = (info.width, info.height)
+    window = (f0 / info.fps, f1 / info.fps)
+    writer = VideoWriter(out, info.rate or info.fps, size, crf, codec, audio_from=inp, audio_window=window, metadata=meta)
+    sbs = None
+    if side_by_side is not None:
+        sbs = VideoWriter(side_by_side, info.rate or info.fps, (2 * info.width, info.height), crf, codec,
+                          audio_from=inp, audio_window=window, metadata=meta)
+    try:
+        chunk: list[np.ndarray] = []
+
+        def flush() -> None:
+            swapped = swapper.swap_frames(chunk)
+            n = _count_swapped(chunk, swapped)
+            report.frames_swapped += n
+            for before, after in zip(chunk, swapped, strict=True):
+                after = draw_tag(after) if label else after
+                writer.write(after)
+                if sbs is not None:
+                    sbs.write(np.hstack([before, after]))
+            report.frames += len(chunk)
+            if progress:
+                progress(report.frames, f1 - f0)
+            chunk.clear()
+
+        for fr in read_frames(inp):
+            if fr.index < f0:
+                continue
+            if fr.index >= f1:
+                break
+            chunk.append(fr.image)
+            if len(chunk) == CHUNK:
+                flush()
+        if chunk:
+            flush()
+    except BaseException:
+        writer.abort()
+        if sbs is not None:
+            sbs.abort()
+        raise
+    writer.close()
+    if sbs is not None:
+        sbs.close()
+    if report.frames_swapped == 0:
+        report.warnings.append("no face of the source identity was found: frames were copied through unchanged")
+    return report
+
+
+def _previews(swapper: Swapper, inp: Path, out: Path, f0: int, f1: int, n: int, report: SwapReport) -> SwapReport:
+    """Write n before|after stills spread over the range, beside OUTPUT, and stop."""
+    picks = set(np.linspace(f0, f1 - 1, n).round().astype(int).tolist())
+    report.previews = []
+    for fr in read_frames(inp):
+        if fr.index in picks:
+            after = swapper.swap_frame(fr.image)
+            path = out.with_name(f"{out.stem}_preview_{len(report.previews) + 1:02d}.png")
+            write_image(path, np.hstack([fr.image, after]), label=synthetic_label(swapper.model.model_id))
+            report.previews.append(str(path))
+            report.frames += 1
+        if fr.index >= f1:
+            break
+    return report
+
+
+def swap_images(swapper: Swapper, inp: Path, out: Path, label: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> SwapReport:
+    """An image to an image file, or a folder of images to a folder (created if missing)."""
+    files = list_sources([inp]) if inp.is_dir() else [inp]
+    files = [f for f in files if f.suffix.lower() in IMAGE_EXTS]
+    if inp.is_dir():
+        if out.exists() and not out.is_dir():
+            raise InputError(out, "input is a folder, so the output must be a folder")
+        if out.resolve() == inp.resolve():
+            raise InputError(out, "output is the input; refusing to overwrite it")
+        if not out.parent.is_dir():
+            raise InputError(out, "output's parent folder does not exist")
+        out.mkdir(exist_ok=True)
+        targets = [out / (f.stem + (f.suffix.lower() if f.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"))
+                   for f in files]
+    else:
+        check_paths(inp, out)
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise InputError(out, "an image is written as .png or .jpg")
+        targets = [out]
+    report = SwapReport(str(out), warnings=[])
+    text = synthetic_label(swapper.model.model_id)
+    for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
+        img = read_image(src)
+        after = swapper.swap_frame(img)
+        report.frames += 1
+        report.frames_swapped += int(not np.array_equal(img, after))
+        write_image(dst, draw_tag(after) if label else after, label=text)
+        if progress:
+            progress(k, len(files))
+    report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
+    if report.frames_swapped == 0:
+        report.warnings.append("no face of the source identity was found: images were copied through unchanged")
+    return report
+
+
+def swap_file(swapper: Swapper, inp: str | Path, out: str | Path, **kw) -> SwapReport:
+    inp, out = Path(inp), Path(out)
+    if not inp.exists():
+        raise InputError(inp, "no such file or folder")
+    if inp.is_dir() or inp.suffix.lower() in IMAGE_EXTS:
+        return swap_images(swapper, inp, out, label=kw.get("label", False), progress=kw.get("progress"))
+    return swap_video(swapper, inp, out, **kw)

@@ -1,0 +1,71 @@
+"""Temporal smoothing of landmarks so a swapped face does not jitter: a One Euro filter per tracked face.
+
+Casiez, Roussel, Vogel (2012), "1 Euro Filter": a low-pass whose cutoff rises with speed, so slow jitter is
+removed while fast head motion is followed without lag.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class OneEuro:
+    def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+        self.dt = 1.0 / max(fps, 1e-3)
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / self.dt)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.x is None:
+            self.x, self.dx = x, np.zeros_like(x)
+            return x.astype(np.float32)
+        dx = (x - self.x) / self.dt
+        a_d = self._alpha(self.d_cutoff)
+        self.dx = a_d * dx + (1 - a_d) * self.dx
+        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
+        a = self._alpha(cutoff)
+        self.x = a * x + (1 - a) * self.x
+        return self.x.astype(np.float32)
+
+
+class LandmarkSmoother:
+    """Tracks faces across frames by box centre and smooths each track's 68 landmarks.
+
+    `strength` 0 turns smoothing off; larger values smooth more (lower cutoff), scaled to the face size
+    so the filter behaves the same for small and large faces.
+    """
+
+    def __init__(self, fps: float, strength: float = 1.0):
+        self.fps = fps or 30.0
+        self.strength = strength
+        self.tracks: list[tuple[np.ndarray, OneEuro]] = []
+
+    def __call__(self, landmarks: list[np.ndarray]) -> list[np.ndarray]:
+        if self.strength <= 0:
+            return landmarks
+        out, new_tracks, used = [], [], set()
+        for lms in landmarks:
+            c = lms.mean(0)
+            size = float(np.ptp(lms[:, 0]) + 1e-3)
+            best, best_d = None, 0.25 * size
+            for k, (tc, _) in enumerate(self.tracks):
+                d = float(np.linalg.norm(tc - c))
+                if k not in used and d < best_d:
+                    best, best_d = k, d
+            if best is None:
+                filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength, beta=0.5 / size)
+            else:
+                used.add(best)
+                filt = self.tracks[best][1]
+            out.append(filt(lms))
+            new_tracks.append((c, filt))
+        self.tracks = new_tracks
+        return out
