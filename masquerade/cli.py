@@ -46,15 +46,34 @@ def add_extract(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FACESET", help="face set folder (created or resumed)")
     p.add_argument("--every", type=_positive, default=1, metavar="N", help="use every Nth frame (default 1)")
     p.add_argument("--size", type=_positive, default=256, help="side of the aligned crops in pixels (default 256)")
-    p.add_argument("--detector", choices=["auto", "hog", "cnn"], default="auto",
-                   help="auto: HOG, then the CNN where HOG finds nothing (default); hog: fast; cnn: accurate, slow")
-    p.add_argument("--min-face", type=_positive, default=40, metavar="PX",
-                   help="smallest face to find and keep, in pixels (default 40; larger is faster)")
-    p.add_argument("--max-faces-per-frame", type=_nonneg, default=0, metavar="N",
-                   help="keep at most the N largest faces of a frame (default 0: all)")
+    p.add_argument(
+        "--detector",
+        choices=["auto", "hog", "cnn"],
+        default="auto",
+        help="auto: HOG, then the CNN where HOG finds nothing (default); hog: fast; cnn: accurate, slow",
+    )
+    p.add_argument(
+        "--min-face",
+        type=_positive,
+        default=40,
+        metavar="PX",
+        help="smallest face to find and keep, in pixels (default 40; larger is faster)",
+    )
+    p.add_argument(
+        "--max-faces-per-frame",
+        type=_nonneg,
+        default=0,
+        metavar="N",
+        help="keep at most the N largest faces of a frame (default 0: all)",
+    )
     p.add_argument("--identity", metavar="REF", help="keep only faces of this person: an image of them or a face set")
-    p.add_argument("--min-blur", type=float, default=0.0, metavar="V",
-                   help="drop crops whose sharpness (variance of the Laplacian) is below V (default 0: keep all)")
+    p.add_argument(
+        "--min-blur",
+        type=float,
+        default=0.0,
+        metavar="V",
+        help="drop crops whose sharpness (variance of the Laplacian) is below V (default 0: keep all)",
+    )
     p.add_argument("--workers", type=_nonneg, default=0, help="analysis processes (default 0: one per core, max 4)")
     p.set_defaults(run=run_extract)
 
@@ -63,8 +82,14 @@ def run_extract(args) -> int:
     from masquerade.faceset.extract import ExtractOptions, extract
 
     opts = ExtractOptions(
-        size=args.size, every=args.every, detector=args.detector, min_face=args.min_face,
-        max_faces=args.max_faces_per_frame, min_blur=args.min_blur, identity=args.identity, workers=args.workers,
+        size=args.size,
+        every=args.every,
+        detector=args.detector,
+        min_face=args.min_face,
+        max_faces=args.max_faces_per_frame,
+        min_blur=args.min_blur,
+        identity=args.identity,
+        workers=args.workers,
     )
     bar = tqdm(desc="extract", unit="frame", dynamic_ncols=True, disable=None)
 
@@ -97,8 +122,12 @@ def add_train(sub) -> None:
     p.add_argument("faceset_a", metavar="FACESET_A", help="face set of identity A (several: join with commas)")
     p.add_argument("faceset_b", metavar="FACESET_B", help="face set of identity B (several: join with commas)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder (created or resumed)")
-    p.add_argument("--model", default="lite", choices=list_models(),
-                   help="architecture: lite (CPU-friendly, default) or original (the seed's 82 M network)")
+    p.add_argument(
+        "--model",
+        default="lite",
+        choices=list_models(),
+        help="architecture: lite (CPU-friendly, default) or original (the seed's 82 M network)",
+    )
     p.add_argument("--size", type=_positive, default=64, help="model input/output size in pixels (default 64)")
     p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
     p.add_argument("--batch-size", type=_positive, default=16, help="faces per side per step (default 16)")
@@ -106,8 +135,13 @@ def add_train(sub) -> None:
     p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
     p.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of this run")
     p.add_argument("--save-every", type=_positive, default=250, metavar="N", help="save every N iterations (250)")
-    p.add_argument("--preview-every", type=_positive, default=250, metavar="N",
-                   help="write previews/NNNNNNN.png every N iterations (250)")
+    p.add_argument(
+        "--preview-every",
+        type=_positive,
+        default=250,
+        metavar="N",
+        help="write previews/NNNNNNN.png every N iterations (250)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
@@ -119,9 +153,18 @@ def run_train(args) -> int:
     from masquerade.train.loop import TrainConfig, train
 
     cfg = TrainConfig(
-        model=args.model, size=args.size, mask=args.mask, batch_size=args.batch_size, lr=args.lr,
-        iterations=args.iterations, minutes=args.minutes, save_every=args.save_every,
-        preview_every=args.preview_every, seed=args.seed, device=args.device, compile=args.compile,
+        model=args.model,
+        size=args.size,
+        mask=args.mask,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        iterations=args.iterations,
+        minutes=args.minutes,
+        save_every=args.save_every,
+        preview_every=args.preview_every,
+        seed=args.seed,
+        device=args.device,
+        compile=args.compile,
         threads=args.threads,
     )
     total = args.iterations
@@ -131,16 +174,26 @@ def run_train(args) -> int:
         if bar.n == 0 and it > 1:
             bar.n = it - 1
         bar.update(it - bar.n)
-        bar.set_postfix(loss_a=f"{info['loss_a']:.4f}", loss_b=f"{info['loss_b']:.4f}",
-                        samples_s=f"{info['samples_per_s']:.0f}", refresh=False)
+        bar.set_postfix(
+            loss_a=f"{info['loss_a']:.4f}",
+            loss_b=f"{info['loss_b']:.4f}",
+            samples_s=f"{info['samples_per_s']:.0f}",
+            refresh=False,
+        )
 
     try:
         res = train(args.faceset_a.split(","), args.faceset_b.split(","), args.output, cfg, progress)
     finally:
         bar.close()
-    why = {"interrupt": "interrupted (saved)", "iterations": "reached --iterations", "minutes": "reached --minutes"}
-    print(f"{why.get(res.stopped_by, 'stopped')}: iteration {res.iteration}, loss A {res.loss_a:.4f}, "
-          f"loss B {res.loss_b:.4f}, {res.samples_per_s:.0f} samples/s; model: {args.output}")
+    why = {
+        "interrupt": "interrupted (saved)",
+        "iterations": "reached --iterations",
+        "minutes": "reached --minutes",
+    }
+    print(
+        f"{why.get(res.stopped_by, 'stopped')}: iteration {res.iteration}, loss A {res.loss_a:.4f}, "
+        f"loss B {res.loss_b:.4f}, {res.samples_per_s:.0f} samples/s; model: {args.output}"
+    )
     return 130 if res.interrupted else 0
 
 
@@ -158,22 +211,44 @@ def add_swap(sub) -> None:
     )
     p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
     p.add_argument("-m", "--model", required=True, metavar="MODEL", help="a model folder made by `train`")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="video file, image file (.png/.jpg) or folder (for a folder INPUT)")
-    p.add_argument("--to", choices=["a", "b", "auto"], default="auto",
-                   help="identity to render (default auto: the one the input's faces are NOT of)")
-    p.add_argument("--color", choices=COLORS, default="lab-transfer",
-                   help="colour matching (default lab-transfer, Reinhard's L*a*b* mean/std transfer)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="video file, image file (.png/.jpg) or folder (for a folder INPUT)",
+    )
+    p.add_argument(
+        "--to",
+        choices=["a", "b", "auto"],
+        default="auto",
+        help="identity to render (default auto: the one the input's faces are NOT of)",
+    )
+    p.add_argument(
+        "--color",
+        choices=COLORS,
+        default="lab-transfer",
+        help="colour matching (default lab-transfer, Reinhard's L*a*b* mean/std transfer)",
+    )
     p.add_argument("--blend", choices=BLENDS, default="alpha", help="alpha (default) or poisson (seamless clone)")
     p.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink the mask by PX (default: blur/2)")
     p.add_argument("--blur", type=int, default=-1, metavar="PX", help="feather the mask edge (default: 4%% of face)")
-    p.add_argument("--smooth", type=float, default=1.0,
-                   help="temporal landmark smoothing strength (default 1; 0 turns it off)")
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=1.0,
+        help="temporal landmark smoothing strength (default 1; 0 turns it off)",
+    )
     p.add_argument("--all-faces", action="store_true", help="swap every face, not only the source identity's")
     p.add_argument("--start", help="start time: seconds (12.5), min:s (1:02.5) or frame (300f)")
     p.add_argument("--end", help="end time, same forms as --start")
-    p.add_argument("--preview", type=_nonneg, default=0, metavar="N",
-                   help="write N before|after stills beside OUTPUT and stop")
+    p.add_argument(
+        "--preview",
+        type=_nonneg,
+        default=0,
+        metavar="N",
+        help="write N before|after stills beside OUTPUT and stop",
+    )
     p.add_argument("--crf", type=_nonneg, default=18, help="H.264 quality, lower is better (default 18)")
     p.add_argument("--codec", default="libx264", help="video codec (default libx264)")
     p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
@@ -188,8 +263,17 @@ def run_swap(args) -> int:
     from masquerade.swap.pipeline import SwapOptions, Swapper
     from masquerade.swap.run import swap_file
 
-    opts = SwapOptions(to=args.to, color=args.color, blend=args.blend, erode=args.erode, blur=args.blur,
-                       smooth=args.smooth, min_face=args.min_face, swap_all=args.all_faces, device=args.device)
+    opts = SwapOptions(
+        to=args.to,
+        color=args.color,
+        blend=args.blend,
+        erode=args.erode,
+        blur=args.blur,
+        smooth=args.smooth,
+        min_face=args.min_face,
+        swap_all=args.all_faces,
+        device=args.device,
+    )
     swapper = Swapper(args.model, opts)
     bar = tqdm(desc="swap", unit="frame", dynamic_ncols=True, disable=None)
 
@@ -199,8 +283,10 @@ def run_swap(args) -> int:
 
     try:
         kw = {"label": args.label, "progress": progress}
-        if not (Path(args.input).is_dir() or Path(args.input).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp",
-                                                                                   ".tif", ".tiff", ".webp")):
+        if not (
+            Path(args.input).is_dir()
+            or Path(args.input).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+        ):
             kw.update(crf=args.crf, codec=args.codec, start=args.start, end=args.end, preview=args.preview)
         report = swap_file(swapper, args.input, args.output, **kw)
     finally:
@@ -211,8 +297,10 @@ def run_swap(args) -> int:
     if report.previews:
         print("previews: " + ", ".join(report.previews))
     else:
-        print(f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output} "
-              "(watermarked and labelled as synthetic)")
+        print(
+            f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output} "
+            "(watermarked and labelled as synthetic)"
+        )
     return 0
 
 
@@ -243,8 +331,10 @@ def run_verify(args) -> int:
         try:
             res = verify_file(f, max_frames=args.max_frames, analyzer=fa)
         except MasqueradeError as exc:
-            print(json.dumps({"path": f, "error": str(exc)}) if args.json else f"masquerade: error: {exc}",
-                  file=sys.stdout if args.json else sys.stderr)
+            print(
+                json.dumps({"path": f, "error": str(exc)}) if args.json else f"masquerade: error: {exc}",
+                file=sys.stdout if args.json else sys.stderr,
+            )
             code = 2
             continue
         print(json.dumps(res.to_dict()) if args.json else "\n".join(res.lines()))
@@ -253,7 +343,65 @@ def run_verify(args) -> int:
     return code
 
 
-COMMANDS: list[Callable] = [add_extract, add_train, add_swap, add_verify]
+# -- demo ------------------------------------------------------------------------------------------------
+def add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on two clips: extract, train, swap, verify",
+        description="Extract faces from VIDEO_A and VIDEO_B (default: ../shared/data/clips/d18.mp4 and d19.mp4), "
+        "train a `lite` model for --minutes, swap A's clip to B's face, and write OUT/swapped.mp4, "
+        "OUT/side_by_side.mp4, the training previews and the `verify` result. About 10 minutes on 2 CPU cores.",
+    )
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="VIDEO_A VIDEO_B (default: d18 and d19 sample clips)")
+    p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time in minutes (default 5)")
+    p.add_argument("--iterations", type=_positive, help="stop training at this iteration instead (for quick tries)")
+    p.add_argument("--swap-end", metavar="TIME", help="swap only up to TIME (seconds or 300f)")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from masquerade.demo import DEFAULT_CLIPS, DemoOptions
+    from masquerade.demo import run_demo as demo
+
+    if len(args.videos) not in (0, 2):
+        raise MasqueradeError("demo takes two videos (A and B) or none")
+    a, b = args.videos or DEFAULT_CLIPS
+    bars: list = []
+
+    def factory(desc: str, unit: str):
+        bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None, leave=True)
+        bars.append(bar)
+
+        def update(done, total_or_info=None, *_):
+            if isinstance(total_or_info, int):
+                bar.total = total_or_info
+            elif isinstance(total_or_info, dict) and total_or_info.get("deadline"):
+                bar.set_postfix(
+                    loss_a=f"{total_or_info['loss_a']:.3f}",
+                    loss_b=f"{total_or_info['loss_b']:.3f}",
+                    refresh=False,
+                )
+            bar.update(done - bar.n)
+
+        return update
+
+    try:
+        summary = demo(
+            a,
+            b,
+            args.output,
+            DemoOptions(minutes=args.minutes, iterations=args.iterations, swap_end=args.swap_end),
+            say=tqdm.write,
+            progress_factory=factory,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    return 0 if summary["verify"]["marked"] else 1
+
+
+COMMANDS: list[Callable] = [add_extract, add_train, add_swap, add_verify, add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

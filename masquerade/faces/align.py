@@ -81,6 +81,10 @@ def uncrop(crop: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], b
     """Warp a crop (or a mask made in crop space) back into frame coordinates with the inverse matrix."""
     h, w = frame_shape[:2]
     return cv2.warpAffine(
-        crop, matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        crop,
+        matrix,
+        (w, h),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
         borderValue=border_value,
     )

@@ -82,8 +82,12 @@ class CnnDetector:
             if d.confidence < self.threshold:
                 continue
             r = d.rect
-            out.append(Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) / scale,
-                                 float(d.confidence)))
+            out.append(
+                Detection(
+                    np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) / scale,
+                    float(d.confidence),
+                )
+            )
         return out
 
 

@@ -72,7 +72,12 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
 
 
 def sample_batch(
-    data: SideData, n: int, size: int, model_padding: float, cfg: AugmentConfig, gen: torch.Generator,
+    data: SideData,
+    n: int,
+    size: int,
+    model_padding: float,
+    cfg: AugmentConfig,
+    gen: torch.Generator,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(warped input, target, loss weight, mask) for n random faces, each (n, C, size, size) on `device`."""
@@ -90,7 +95,8 @@ def fixed_batch(data: SideData, n: int, size: int, model_padding: float) -> torc
     src = data.images[idx].float() / 255
     scale = (1 + 2 * model_padding) / (1 + 2 * data.padding)
     grid = torch.nn.functional.affine_grid(
-        torch.tensor([[scale, 0, 0], [0, scale, 0]]).expand(len(idx), 2, 3), (len(idx), 3, size, size),
+        torch.tensor([[scale, 0, 0], [0, scale, 0]]).expand(len(idx), 2, 3),
+        (len(idx), 3, size, size),
         align_corners=False,
     )
     return torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -20,7 +20,15 @@ from masquerade.core.types import Face
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
 from masquerade.faceset.store import FaceSet
-from masquerade.media.reader import Frame, ReadStats, is_image_path, list_sources, probe, read_frames, read_image
+from masquerade.media.reader import (
+    Frame,
+    ReadStats,
+    is_image_path,
+    list_sources,
+    probe,
+    read_frames,
+    read_image,
+)
 
 
 @dataclass

@@ -120,8 +120,10 @@ class FaceSet:
         fs = cls(root, db)
         if fs.size != size or abs(fs.padding - padding) > 1e-9:
             db.close()
-            raise InputError(root, f"face set was made with --size {fs.size} (padding {fs.padding}); "
-                                   f"cannot add {size} px crops to it")
+            raise InputError(
+                root,
+                f"face set was made with --size {fs.size} (padding {fs.padding}); cannot add {size} px crops to it",
+            )
         return fs
 
     def close(self) -> None:
@@ -157,11 +159,22 @@ class FaceSet:
                 raise RuntimeError("PNG encoding failed")
             write_bytes(self.root / name, png.tobytes())
             emb = None if f.embedding is None else np.asarray(f.embedding, np.float32).tobytes()
-            rows.append((
-                source_id, frame_index, k, time, name, *map(float, f.bbox), float(f.score),
-                np.asarray(f.landmarks, np.float32).tobytes(), np.asarray(f.matrix, np.float64).tobytes(),
-                emb, float(f.blur), *map(float, f.pose),
-            ))
+            rows.append(
+                (
+                    source_id,
+                    frame_index,
+                    k,
+                    time,
+                    name,
+                    *map(float, f.bbox),
+                    float(f.score),
+                    np.asarray(f.landmarks, np.float32).tobytes(),
+                    np.asarray(f.matrix, np.float64).tobytes(),
+                    emb,
+                    float(f.blur),
+                    *map(float, f.pose),
+                )
+            )
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO faces (source_id, frame_index, face_index, time, file, x0, y0, x1, y1,"
@@ -183,12 +196,19 @@ class FaceSet:
         )
         for r in self.db.execute(q):
             yield FaceRecord(
-                id=r[0], source=r[1], frame_index=r[2], face_index=r[3], time=r[4], file=self.root / r[5],
-                bbox=np.array(r[6:10], np.float32), score=r[10],
+                id=r[0],
+                source=r[1],
+                frame_index=r[2],
+                face_index=r[3],
+                time=r[4],
+                file=self.root / r[5],
+                bbox=np.array(r[6:10], np.float32),
+                score=r[10],
                 landmarks=np.frombuffer(r[11], np.float32).reshape(68, 2),
                 matrix=np.frombuffer(r[12], np.float64).reshape(2, 3),
                 embedding=None if r[13] is None else np.frombuffer(r[13], np.float32),
-                blur=r[14], pose=(r[15], r[16], r[17]),
+                blur=r[14],
+                pose=(r[15], r[16], r[17]),
             )
 
     def sources(self) -> list[dict]:
@@ -213,8 +233,13 @@ class FaceSet:
         return e.mean(0)
 
     def summary(self) -> dict:
-        return {"path": str(self.root), "faces": len(self), "size": self.size, "padding": self.padding,
-                "sources": [s["path"] for s in self.sources()]}
+        return {
+            "path": str(self.root),
+            "faces": len(self),
+            "size": self.size,
+            "padding": self.padding,
+            "sources": [s["path"] for s in self.sources()],
+        }
 
     def describe(self) -> str:
         return json.dumps(self.summary())

@@ -115,8 +115,9 @@ def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(
-                        path, f"image is {w}x{h} ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP "
-                        "limit (possible decompression bomb)"
+                        path,
+                        f"image is {w}x{h} ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP "
+                        "limit (possible decompression bomb)",
                     )
                 im.load()
                 im = ImageOps.exif_transpose(im)
@@ -129,11 +130,31 @@ def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
         raise InputError(path, f"corrupt or truncated image ({exc})") from None
 
 
+def _looks_like_video(path: Path) -> bool:
+    """Container magic numbers: MP4/MOV (ftyp), Matroska/WebM, AVI, MPEG-TS/PS, FLV, GIF."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+        or head.startswith(b"\x1a\x45\xdf\xa3")
+        or head.startswith(b"RIFF")
+        or head[:1] == b"\x47"
+        or head.startswith(b"\x00\x00\x01\xba")
+        or head.startswith(b"FLV")
+        or head.startswith(b"GIF8")
+    )
+
+
 def _open_video(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(path, f"not a readable video or image ({exc.__class__.__name__})") from None
+        if _looks_like_video(path):
+            raise InputError(path, f"truncated or corrupt video ({exc.__class__.__name__})") from None
+        raise InputError(path, "not a readable video or image") from None
     if not container.streams.video:
         container.close()
         raise InputError(path, "holds no video stream")

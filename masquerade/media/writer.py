@@ -6,6 +6,7 @@ so a failed or interrupted run never leaves a half-written file under the user's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from fractions import Fraction
@@ -42,8 +43,9 @@ class VideoWriter:
         if not self.path.parent.is_dir():
             raise InputError(self.path, "output folder does not exist")
         self.width, self.height = size
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
         self._audio_from = Path(audio_from) if audio_from else None
@@ -143,10 +145,8 @@ class VideoWriter:
     def abort(self) -> None:
         if self._audio_src is not None:
             self._audio_src.close()
-        try:
+        with contextlib.suppress(Exception):  # best effort while already failing
             self._out.close()
-        except Exception:  # noqa: BLE001 - best effort while already failing
-            pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:

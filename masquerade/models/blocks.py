@@ -12,6 +12,4 @@ def down(cin: int, cout: int) -> nn.Sequential:
 
 def up(cin: int, cout: int) -> nn.Sequential:
     """3x3 convolution to 4*cout channels, LeakyReLU 0.1, PixelShuffle(2): doubles the resolution."""
-    return nn.Sequential(
-        nn.Conv2d(cin, 4 * cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.PixelShuffle(2)
-    )
+    return nn.Sequential(nn.Conv2d(cin, 4 * cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.PixelShuffle(2))

@@ -31,6 +31,14 @@ def draw_tag(frame: np.ndarray, text: str = "SYNTHETIC") -> np.ndarray:
     x0, y0 = x1 - tw - 2 * pad, y1 - th - base - 2 * pad
     roi = out[y0:y1, x0:x1].astype(np.float32)
     out[y0:y1, x0:x1] = (roi * 0.45).astype(np.uint8)
-    cv2.putText(out, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
-                cv2.LINE_AA)
+    cv2.putText(
+        out,
+        text,
+        (x0 + pad, y1 - pad - base),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
     return out

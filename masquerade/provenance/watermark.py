@@ -29,6 +29,7 @@ from masquerade.faces.mask import face_mask
 
 KEY = 0x6D617371  # seeds the patterns; changing it makes every earlier mark unreadable
 SIGNATURE = 0x4D51  # "MQ": the tool signature, the first 16 payload bits
+SIGNATURE_TOLERANCE = 2  # bit errors allowed when reading the signature back (detection rests on z)
 N_BITS = 32
 N_SIG = 16
 N_DECOYS = 48
@@ -37,8 +38,8 @@ PADDING = 0.1  # the inner face: where a swap changes pixels
 CELLS = 32  # pattern cells per side (4 px at SIZE); with BAND, survives 50% downscaling, H.264, JPEG 50
 TARGET_Z = 12.0  # embed just strongly enough that the clean face reads this z (attacks keep ~2/3 of it)
 AMPLITUDE = (1.0, 5.0)  # rms of the mark in grey levels inside the face mask: its floor and ceiling
-THRESHOLD = 4.5
-MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this  # signature z-score for "this face carries the mark"
+THRESHOLD = 4.5  # signature z-score for "this face carries the mark"
+MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this
 BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, px at SIZE) the detector looks in
 
 
@@ -102,6 +103,10 @@ def bits_to_payload(signs: np.ndarray) -> tuple[int, int]:
     return word >> 16, word & 0xFFFF
 
 
+def signature_ok(signature: int) -> bool:
+    return bin((signature ^ SIGNATURE) & 0xFFFF).count("1") <= SIGNATURE_TOLERANCE
+
+
 def _crop_geometry(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = estimate_matrix(landmarks, SIZE, PADDING)
     mask = face_mask((SIZE, SIZE), transform_points(m, landmarks), blur=6)
@@ -119,8 +124,14 @@ def embed(frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.nd
     mark = np.tensordot(payload_bits(model_id), patterns()[:N_BITS], axes=1) / math.sqrt(N_BITS)
     mark = (mark * mask).astype(np.float32)
     h, w = frame.shape[:2]
-    delta = cv2.warpAffine(mark, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    delta = cv2.warpAffine(
+        mark,
+        m,
+        (w, h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     if region is not None:
         delta *= region
     lo, hi = AMPLITUDE
@@ -162,8 +173,9 @@ def read_face(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
     """Correlate one face (68 landmarks in frame pixels) against the payload and decoy patterns."""
     m, mask = _crop_geometry(landmarks)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    crop = cv2.warpAffine(gray.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    crop = cv2.warpAffine(
+        gray.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     resid = _bandpass(crop) * mask
     corr = _filtered_patterns().reshape(N_BITS + N_DECOYS, -1) @ resid.reshape(-1)
     sigma = float(np.sqrt(np.mean(corr[N_BITS:] ** 2))) + 1e-9

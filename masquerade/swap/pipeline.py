@@ -99,8 +99,9 @@ class Swapper:
         self.size = int(self.model.config["size"])
         self.padding = float(self.model.config["padding"])
         need_emb = not self.opts.swap_all or self.to is None
-        self.analyzer = FaceAnalyzer(self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(
-            self.model.identity))
+        self.analyzer = FaceAnalyzer(
+            self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.model.identity)
+        )
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
 
     # -- identity -------------------------------------------------------------------------------------
@@ -116,7 +117,9 @@ class Swapper:
         e = np.mean(embs, 0)
         da, db = distance(e, self.model.identity["a"]), distance(e, self.model.identity["b"])
         self.to = "b" if da <= db else "a"
-        self.chosen_by = f"faces are nearer identity {'a' if da <= db else 'b'} ({min(da, db):.2f} vs {max(da, db):.2f})"
+        self.chosen_by = (
+            f"faces are nearer identity {'a' if da <= db else 'b'} ({min(da, db):.2f} vs {max(da, db):.2f})"
+        )
 
     def _is_source(self, face: Face) -> bool:
         if self.opts.swap_all or face.embedding is None or not self.model.identity or self.source_side is None:
@@ -159,7 +162,7 @@ class Swapper:
         net, dev = self.model.net, self.model.device
         outs = []
         for k in range(0, len(crops), self.opts.batch_size):
-            x = torch.from_numpy(crops[k: k + self.opts.batch_size][..., ::-1].copy()).to(dev)
+            x = torch.from_numpy(crops[k : k + self.opts.batch_size][..., ::-1].copy()).to(dev)
             x = x.permute(0, 3, 1, 2).float() / 255
             with torch.autocast(dev.type, enabled=dev.type == "cuda"):
                 y = net(x, self.to).float()
@@ -168,8 +171,9 @@ class Swapper:
         y[..., :3] = y[..., 2::-1]  # RGB -> BGR
         return y
 
-    def _put_back(self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray,
-                  pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _put_back(
+        self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face, warp it into the frame and blend; returns (frame, blend mask)."""
         s = self.size
         crop_mask = face_mask((s, s), transform_points(m, lms))
@@ -180,8 +184,13 @@ class Swapper:
         # The mask in frame pixels: landmark hull (or the model's mask), limited to the crop's footprint.
         inside = cv2.warpAffine(_footprint(s), m, (w, h), borderValue=0, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         if pred.shape[-1] > 3:  # the model's own mask head
-            mask = cv2.warpAffine(np.ascontiguousarray(pred[..., 3]), m, (w, h), borderValue=0,
-                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            mask = cv2.warpAffine(
+                np.ascontiguousarray(pred[..., 3]),
+                m,
+                (w, h),
+                borderValue=0,
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            )
         else:
             mask = face_mask((h, w), lms, blur=0)
         face_px = float(np.ptp(lms[:, 0]))

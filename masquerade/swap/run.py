@@ -73,8 +73,16 @@ def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
 
 
 def swap_video(
-    swapper: Swapper, inp: Path, out: Path, crf: int = 18, codec: str = "libx264", start: str | None = None,
-    end: str | None = None, preview: int = 0, label: bool = False, side_by_side: Path | None = None,
+    swapper: Swapper,
+    inp: Path,
+    out: Path,
+    crf: int = 18,
+    codec: str = "libx264",
+    start: str | None = None,
+    end: str | None = None,
+    preview: int = 0,
+    label: bool = False,
+    side_by_side: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SwapReport:
     info = probe(inp)
@@ -94,11 +102,21 @@ def swap_video(
     meta = video_metadata(swapper.model.model_id)
     size = (info.width, info.height)
     window = (f0 / info.fps, f1 / info.fps)
-    writer = VideoWriter(out, info.rate or info.fps, size, crf, codec, audio_from=inp, audio_window=window, metadata=meta)
+    writer = VideoWriter(
+        out, info.rate or info.fps, size, crf, codec, audio_from=inp, audio_window=window, metadata=meta
+    )
     sbs = None
     if side_by_side is not None:
-        sbs = VideoWriter(side_by_side, info.rate or info.fps, (2 * info.width, info.height), crf, codec,
-                          audio_from=inp, audio_window=window, metadata=meta)
+        sbs = VideoWriter(
+            side_by_side,
+            info.rate or info.fps,
+            (2 * info.width, info.height),
+            crf,
+            codec,
+            audio_from=inp,
+            audio_window=window,
+            metadata=meta,
+        )
     try:
         chunk: list[np.ndarray] = []
 
@@ -155,8 +173,13 @@ def _previews(swapper: Swapper, inp: Path, out: Path, f0: int, f1: int, n: int, 
     return report
 
 
-def swap_images(swapper: Swapper, inp: Path, out: Path, label: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> SwapReport:
+def swap_images(
+    swapper: Swapper,
+    inp: Path,
+    out: Path,
+    label: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SwapReport:
     """An image to an image file, or a folder of images to a folder (created if missing)."""
     files = list_sources([inp]) if inp.is_dir() else [inp]
     files = [f for f in files if f.suffix.lower() in IMAGE_EXTS]
@@ -168,8 +191,10 @@ def swap_images(swapper: Swapper, inp: Path, out: Path, label: bool = False,
         if not out.parent.is_dir():
             raise InputError(out, "output's parent folder does not exist")
         out.mkdir(exist_ok=True)
-        targets = [out / (f.stem + (f.suffix.lower() if f.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"))
-                   for f in files]
+        targets = [
+            out / (f.stem + (f.suffix.lower() if f.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"))
+            for f in files
+        ]
     else:
         check_paths(inp, out)
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -27,8 +27,9 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
-def save_checkpoint(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict, rng: torch.Tensor) -> None:
+def save_checkpoint(
+    model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, rng: torch.Tensor
+) -> None:
     """Optimizer first, then weights, then state.json (the commit point), each by temp file + rename."""
     it = str(state["iteration"])
     opt = optimizer.state_dict()

@@ -74,8 +74,13 @@ def _config_dict(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_
     for k in ("iterations", "minutes", "device", "compile", "threads"):
         d.pop(k)
     d.update(
-        format="masquerade-model", version=__version__, model_id=secrets.token_hex(4),
-        facesets={"a": [str(Path(p).resolve()) for p in faceset_a], "b": [str(Path(p).resolve()) for p in faceset_b]},
+        format="masquerade-model",
+        version=__version__,
+        model_id=secrets.token_hex(4),
+        facesets={
+            "a": [str(Path(p).resolve()) for p in faceset_a],
+            "b": [str(Path(p).resolve()) for p in faceset_b],
+        },
         identity={"a": data_a.embedding.tolist(), "b": data_b.embedding.tolist()},
         faces={"a": len(data_a), "b": len(data_b)},
     )
@@ -225,13 +230,28 @@ def train(
             state["samples"] += 2 * cfg.batch_size
             it = state["iteration"]
             elapsed = time.monotonic() - t0
-            info = {"loss_a": ema_a, "loss_b": ema_b, "samples_per_s": 2 * cfg.batch_size * (it - start_it) / elapsed,
-                    "elapsed": elapsed, "target": target, "deadline": deadline}
+            info = {
+                "loss_a": ema_a,
+                "loss_b": ema_b,
+                "samples_per_s": 2 * cfg.batch_size * (it - start_it) / elapsed,
+                "elapsed": elapsed,
+                "target": target,
+                "deadline": deadline,
+            }
             if it % 10 == 0 or it == target:
                 mean_a, mean_b = np.mean(window, 0).tolist()
                 window.clear()
-                log.write(json.dumps({"iteration": it, "loss_a": mean_a, "loss_b": mean_b,
-                                      "seconds": state["seconds"] + elapsed}) + "\n")
+                log.write(
+                    json.dumps(
+                        {
+                            "iteration": it,
+                            "loss_a": mean_a,
+                            "loss_b": mean_b,
+                            "seconds": state["seconds"] + elapsed,
+                        }
+                    )
+                    + "\n"
+                )
                 log.flush()
                 state["loss_history"].append([it, round(mean_a, 5), round(mean_b, 5)])
             if it % cfg.preview_every == 0:
@@ -256,9 +276,13 @@ def train(
         preview()
     total_s = state["seconds"]
     return TrainResult(
-        iteration=state["iteration"], seconds=total_s,
+        iteration=state["iteration"],
+        seconds=total_s,
         samples_per_s=(state["samples"] / total_s) if total_s else 0.0,
-        loss_a=ema_a or float("nan"), loss_b=ema_b or float("nan"), interrupted=interrupted, stopped_by=stopped_by,
+        loss_a=ema_a or float("nan"),
+        loss_b=ema_b or float("nan"),
+        interrupted=interrupted,
+        stopped_by=stopped_by,
     )
 
 

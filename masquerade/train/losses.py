@@ -34,8 +34,13 @@ def weighted_mean(t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (t * w).sum() / w.sum().clamp_min(1e-6) / (t.shape[1] if t.dim() == 4 else 1)
 
 
-def face_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ssim_weight: float = 1.0,
-              mask_target: torch.Tensor | None = None) -> torch.Tensor:
+def face_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    ssim_weight: float = 1.0,
+    mask_target: torch.Tensor | None = None,
+) -> torch.Tensor:
     """L1 + ssim_weight * DSSIM inside the (eyes/mouth-boosted) face weight map; plus mask L1 if a mask head."""
     rgb = pred[:, :3]
     loss = weighted_mean((rgb - target).abs(), weight)

@@ -1,0 +1,59 @@
+"""Shared fixtures: the shared test media (skipped when absent), small face sets and a briefly trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+CLIPS = DATA / "clips"
+STILLS = DATA / "stills"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"test media not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def d18() -> Path:
+    return need(CLIPS / "d18.mp4")
+
+
+@pytest.fixture(scope="session")
+def d19() -> Path:
+    return need(CLIPS / "d19.mp4")
+
+
+@pytest.fixture(scope="session")
+def facesets(tmp_path_factory, d18, d19) -> tuple[Path, Path]:
+    """Face sets of d18 (A) and d19 (B) from every 6th frame."""
+    from masquerade.faceset.extract import ExtractOptions, extract
+
+    root = tmp_path_factory.mktemp("facesets")
+    for name, clip in (("a", d18), ("b", d19)):
+        extract([clip], root / name, ExtractOptions(every=6))
+    return root / "a", root / "b"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, facesets) -> Path:
+    """A `lite` model trained briefly on d18 (A) and d19 (B): enough to run every stage, not to look good."""
+    from masquerade.train.loop import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("models") / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=30, save_every=30, preview_every=30))
+    return out
+
+
+@pytest.fixture(scope="session")
+def swapped_clip(tmp_path_factory, model_dir, d18) -> Path:
+    """The first 30 frames of d18 swapped to B's face through the CLI."""
+    from masquerade.cli import main
+
+    out = tmp_path_factory.mktemp("swapped") / "d18_to_b.mp4"
+    assert main(["swap", str(d18), "-m", str(model_dir), "-o", str(out), "--end", "30f"]) == 0
+    return out

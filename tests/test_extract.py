@@ -1,0 +1,125 @@
+"""`extract`: the SQLite index, resuming without duplicates, surviving kill -9, and the options."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from masquerade.faceset import FaceSet
+from masquerade.faceset.extract import ExtractOptions, extract
+
+
+def test_schema_and_records(facesets):
+    fs_path = facesets[0]
+    db = sqlite3.connect(fs_path / "faceset.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "sources", "frames", "faces"} <= tables
+    cols = {r[1] for r in db.execute("PRAGMA table_info(faces)")}
+    assert {
+        "source_id",
+        "frame_index",
+        "time",
+        "file",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        "score",
+        "landmarks",
+        "matrix",
+        "embedding",
+        "blur",
+        "yaw",
+        "pitch",
+        "roll",
+    } <= cols
+    src_cols = {r[1] for r in db.execute("PRAGMA table_info(sources)")}
+    assert {"path", "width", "height", "fps", "frames"} <= src_cols
+    with FaceSet.open(fs_path) as fs:
+        recs = list(fs)
+        assert len(recs) == len(fs) == 36  # every 6th of 216 frames, one face each
+        r = recs[1]
+        assert r.frame_index == 6 and abs(r.time - 0.2) < 1e-3
+        assert r.landmarks.shape == (68, 2) and r.matrix.shape == (2, 3) and r.embedding.shape == (128,)
+        assert fs.load_crop(r).shape == (256, 256, 3)
+        assert fs.sources()[0]["frames"] == 216
+
+
+def test_rerun_resumes_without_duplicates(tmp_path, d18):
+    out = tmp_path / "fs"
+    first = extract([d18], out, ExtractOptions(every=40, workers=1))
+    again = extract([d18], out, ExtractOptions(every=40, workers=1))
+    assert first.frames_read == 6 and again.frames_read == 0 and again.frames_done_before == 6
+    with FaceSet.open(out) as fs:
+        assert len(fs) == 6
+
+
+def test_kill_9_leaves_a_consistent_index_and_resume_completes(tmp_path, d18):
+    out = tmp_path / "fs"
+    cmd = [
+        sys.executable,
+        "-m",
+        "masquerade",
+        "extract",
+        str(d18),
+        "-o",
+        str(out),
+        "--every",
+        "4",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db_path = out / "faceset.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if db_path.exists():
+            try:
+                with sqlite3.connect(db_path) as db:
+                    if db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] >= 5:
+                        break
+            except sqlite3.OperationalError:
+                pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with FaceSet.open(out) as fs:  # consistent: every indexed frame has its faces and their crops
+        partial = len(fs)
+        assert 0 < partial < 54
+        assert all(r.file.exists() for r in fs)
+    extract([d18], out, ExtractOptions(every=4, workers=1))
+    with FaceSet.open(out) as fs:
+        keys = [(r.source, r.frame_index, r.face_index) for r in fs]
+        assert len(keys) == len(set(keys)) == 54
+
+
+def test_identity_filter_keeps_only_that_person(tmp_path, d18, d19, facesets):
+    out = tmp_path / "fs"
+    s = extract([d18, d19], out, ExtractOptions(every=50, identity=str(facesets[1]), workers=1))
+    with FaceSet.open(out) as fs:
+        sources = {r.source for r in fs}
+    assert sources == {str(d19.resolve())}
+    assert s.skipped["other identity"] == 5
+
+
+def test_min_blur_and_max_faces(tmp_path, d18):
+    s = extract([d18], tmp_path / "a", ExtractOptions(every=100, min_blur=1e9, workers=1))
+    assert s.faces_kept == 0 and s.skipped["blurry"] == 3
+    s = extract([d18], tmp_path / "b", ExtractOptions(every=100, max_faces=1, workers=1))
+    assert s.faces_kept == 3
+
+
+def test_folder_of_images_and_summary(tmp_path):
+    from .conftest import STILLS, need
+
+    need(STILLS)
+    s = extract([STILLS / "d19.jpg", STILLS / "s25.jpg"], tmp_path / "fs", ExtractOptions(workers=1))
+    assert s.faces_kept == 1 and s.skipped["frames with no face"] == 1
+    text = "\n".join(s.lines())
+    assert "faces kept: 1" in text and "frames read: 2" in text
+    with FaceSet.open(tmp_path / "fs") as fs:
+        assert np.isfinite(fs.mean_embedding()).all()

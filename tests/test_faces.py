@@ -1,0 +1,45 @@
+"""Faces on real media: detection on the stills, identity same/different, pose, quality."""
+
+import numpy as np
+import pytest
+
+from masquerade.faces import FaceAnalyzer, same_person
+from masquerade.faces.identity import distance
+from masquerade.media import read_frames, read_image
+
+from .conftest import STILLS, need
+
+PEOPLE = ["d19", "d8", "d9", "d30", "s42", "s0", "s3", "s9", "s10"]  # photos and paintings of people
+ANIMALS = ["s22", "s25", "s33", "s39"]
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return FaceAnalyzer()
+
+
+def _embeddings(clip, analyzer, every=40):
+    return [analyzer(f.image)[0].embedding for f in read_frames(clip, every=every)]
+
+
+def test_identity_same_and_different_on_real_faces(d18, d19, analyzer):
+    a, b = _embeddings(d18, analyzer), _embeddings(d19, analyzer)
+    assert all(same_person(a[0], x) for x in a[1:])
+    assert all(same_person(b[0], x) for x in b[1:])
+    assert not any(same_person(x, y) for x in a for y in b)
+    assert distance(np.mean(a, 0), np.mean(b, 0)) > 0.6
+
+
+def test_a_face_in_every_photo_of_a_person_and_none_in_animals(analyzer):
+    need(STILLS)
+    for name in PEOPLE:
+        assert len(analyzer(read_image(STILLS / f"{name}.jpg"))) >= 1, name
+    for name in ANIMALS:
+        assert analyzer(read_image(STILLS / f"{name}.jpg")) == [], name
+
+
+def test_frontal_face_pose_and_quality(d18, analyzer):
+    face = analyzer(next(read_frames(d18)).image)[0]
+    yaw, pitch, roll = face.pose
+    assert abs(yaw) < 20 and abs(pitch) < 20 and abs(roll) < 10
+    assert face.blur > 10 and face.crop.shape == (256, 256, 3) and face.size > 150

@@ -1,0 +1,103 @@
+"""Masks, colour matching and blending on synthetic images."""
+
+import cv2
+import numpy as np
+import pytest
+
+from masquerade.faces.align import crop_frame_matrix, transform_points
+from masquerade.faces.mask import face_mask, feather
+from masquerade.faces.mean_face import MEAN_FACE_68
+from masquerade.swap.blend import alpha_blend, poisson_blend
+from masquerade.swap.color import MODES, match_color
+
+
+@pytest.fixture
+def lms():
+    return transform_points(crop_frame_matrix(128, 0.3), MEAN_FACE_68)
+
+
+def test_face_mask_covers_the_face_and_has_soft_edges(lms):
+    m = face_mask((128, 128), lms)
+    nose = lms[30].round().astype(int)
+    assert m[nose[1], nose[0]] == pytest.approx(1.0, abs=1e-3)
+    assert m[2, 2] == 0.0 and m[125, 2] == 0.0
+    soft = ((m > 0.05) & (m < 0.95)).sum()
+    assert soft > 50  # a feathered edge, not a hard one
+    # forehead: the mask reaches above the brows
+    brow_top = lms[17:27, 1].min()
+    assert m[int(brow_top) - 8, int(lms[27, 0])] > 0.5
+
+
+def test_feather_erode_shrinks():
+    sq = np.zeros((50, 50), np.float32)
+    sq[10:40, 10:40] = 1
+    assert feather(sq, erode=3).sum() < sq.sum()
+    assert feather(sq, erode=-3).sum() > sq.sum()
+
+
+def _pair():
+    rng = np.random.default_rng(1)
+    src = np.clip(rng.normal(90, 20, (64, 64, 3)), 0, 255).astype(np.float32)
+    ref = np.clip(rng.normal([150, 120, 60], [30, 10, 15], (64, 64, 3)), 0, 255).astype(np.float32)
+    mask = np.zeros((64, 64), np.float32)
+    mask[8:56, 8:56] = 1
+    return src, ref, mask
+
+
+def _masked_stats(img, mask):
+    sel = img[mask > 0.5]
+    return sel.mean(0), sel.std(0)
+
+
+def test_mean_std_transfer_matches_the_target_statistics_inside_the_mask():
+    src, ref, mask = _pair()
+    out = match_color(src, ref, mask, "mean-std")
+    m_out, s_out = _masked_stats(out, mask)
+    m_ref, s_ref = _masked_stats(ref, mask)
+    assert np.allclose(m_out, m_ref, atol=1.5) and np.allclose(s_out, s_ref, rtol=0.08)
+
+
+def test_lab_transfer_matches_lab_statistics():
+    src, ref, mask = _pair()
+    out = match_color(src, ref, mask, "lab-transfer")
+    lab = lambda im: cv2.cvtColor((im / 255).astype(np.float32), cv2.COLOR_BGR2LAB)  # noqa: E731
+    m_out, s_out = _masked_stats(lab(out), mask)
+    m_ref, s_ref = _masked_stats(lab(ref), mask)
+    assert np.allclose(m_out, m_ref, atol=1.5) and np.allclose(s_out, s_ref, rtol=0.15, atol=0.5)
+
+
+def test_hist_match_matches_quantiles():
+    src, ref, mask = _pair()
+    out = match_color(src, ref, mask, "hist-match")
+    sel = mask > 0.5
+    for c in range(3):
+        q = [10, 50, 90]
+        assert np.allclose(np.percentile(out[..., c][sel], q), np.percentile(ref[..., c][sel], q), atol=3)
+
+
+def test_none_is_identity_and_all_modes_stay_in_range():
+    src, ref, mask = _pair()
+    assert np.array_equal(match_color(src, ref, mask, "none"), src)
+    for mode in MODES:
+        out = match_color(src, ref, mask, mode)
+        assert out.min() >= 0 and out.max() <= 255
+
+
+@pytest.mark.parametrize("blend", [alpha_blend, poisson_blend])
+def test_blends_leave_pixels_outside_the_mask_unchanged(blend):
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    face = np.full((120, 160, 3), 200, np.float32)
+    mask = np.zeros((120, 160), np.float32)
+    cv2.circle(mask, (80, 60), 30, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 4)
+    mask[mask < 1e-3] = 0
+    out = blend(frame, face, mask)
+    assert np.array_equal(out[mask == 0], frame[mask == 0])
+    assert np.abs(out[60, 80].astype(int) - frame[60, 80]).max() > 20  # the inside changed
+
+
+def test_alpha_blend_is_exact_at_full_mask():
+    frame = np.zeros((10, 10, 3), np.uint8)
+    face = np.full((10, 10, 3), 100, np.float32)
+    assert (alpha_blend(frame, face, np.ones((10, 10), np.float32)) == 100).all()

@@ -1,0 +1,107 @@
+"""The watermark and `verify`: round trip, payload, invisibility, robustness to each attack, no false alarms."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from masquerade.faces import FaceAnalyzer
+from masquerade.media import VideoWriter, probe, read_frames, write_image
+from masquerade.provenance import watermark as wm
+from masquerade.provenance.verify import min_marked_frames, verify_file
+
+from .conftest import CLIPS
+
+
+@pytest.fixture(scope="module")
+def fa():
+    return FaceAnalyzer(detector="hog", embeddings=False)
+
+
+def test_embed_then_read_round_trip(d19, fa):
+    frame = next(read_frames(d19)).image
+    face = fa(frame)[0]
+    marked = wm.embed(frame, face.landmarks, "beef0123")
+    psnr = 10 * np.log10(255**2 / np.mean((marked.astype(float) - frame) ** 2))
+    assert psnr >= 40
+    seen = fa(marked)[0]
+    r = wm.read_face(marked, seen.landmarks)
+    assert r.marked and r.z_signature > 8
+    assert wm.bits_to_payload(r.z_bits) == (wm.SIGNATURE, 0xBEEF)
+    assert not wm.read_face(frame, face.landmarks).marked
+
+
+def test_unmarked_faces_of_every_clip_score_low(fa):
+    zs = []
+    for clip in sorted(CLIPS.glob("*.mp4")):
+        for fr in read_frames(clip, every=60):
+            zs += [wm.read_face(fr.image, f.landmarks).z_signature for f in fa(fr.image)]
+    assert len(zs) > 40 and max(zs) < wm.THRESHOLD
+
+
+def test_false_positive_rate_and_clip_rule():
+    assert wm.false_positive_rate() < 1e-4
+    assert min_marked_frames(300) <= 5
+
+
+def _reencode(frames, path, crf=28, scale=1.0, crop=0.0):
+    h, w = frames[0].shape[:2]
+    dy, dx = int(h * crop), int(w * crop)
+    out = []
+    for f in frames:
+        f = f[dy : h - dy, dx : w - dx]
+        if scale != 1.0:
+            f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        out.append(np.ascontiguousarray(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2]))
+    with VideoWriter(path, 30, (out[0].shape[1], out[0].shape[0]), crf=crf) as vw:
+        for f in out:
+            vw.write(f)
+    return path
+
+
+@pytest.mark.parametrize("attack", ["crf28", "half_crf28", "crop10_crf28", "jpeg50"])
+def test_mark_survives_attacks(swapped_clip, tmp_path, attack, fa):
+    frames = [f.image for f in read_frames(swapped_clip)]
+    if attack == "jpeg50":
+        for k, f in enumerate(frames):
+            ok, buf = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 50])
+            (tmp_path / f"{k:03d}.jpg").write_bytes(buf.tobytes())
+        results = [verify_file(p, analyzer=fa) for p in sorted(tmp_path.glob("*.jpg"))]
+        rate = np.mean([r.frames_marked for r in results])
+        assert rate >= 0.9 and np.mean([r.marked for r in results]) >= 0.9
+        return
+    kw = {"crf28": {}, "half_crf28": {"scale": 0.5}, "crop10_crf28": {"crop": 0.1}}[attack]
+    res = verify_file(_reencode(frames, tmp_path / "a.mp4", **kw), analyzer=fa)
+    assert res.marked and res.fraction_marked >= 0.9, res
+    assert wm.signature_ok(int(res.signature, 16))
+
+
+def test_verify_cli_exit_codes_and_json(swapped_clip, d18, tmp_path):
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "masquerade", "verify", *map(str, a)], capture_output=True, text=True
+        )
+
+    p = run(swapped_clip, "--json")
+    assert p.returncode == 0
+    res = json.loads(p.stdout)
+    assert res["marked"] and res["frames_checked"] == 30 and res["signature"] == "4d51"
+    assert res["label"].startswith("synthetic:")
+    p = run(d18, "--max-frames", "30")
+    assert p.returncode == 1 and "no masquerade mark found" in p.stdout
+    p = run(tmp_path / "missing.mp4")
+    assert p.returncode == 2 and "no such file" in p.stderr
+    assert run(swapped_clip, d18, "--max-frames", "30").returncode == 1
+
+
+def test_marked_png_is_verified(model_dir, d18, tmp_path, fa):
+    from masquerade.swap.pipeline import Swapper
+
+    frame = next(read_frames(d18)).image
+    write_image(tmp_path / "x.png", Swapper(model_dir).swap_frame(frame))
+    r = verify_file(tmp_path / "x.png", analyzer=fa)
+    assert r.marked and r.frames_checked == 1
+    assert probe(tmp_path / "x.png").kind == "image"

@@ -1,0 +1,143 @@
+"""`swap`: end to end on a real clip, the Python API, identity selection, previews and bad input."""
+
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from masquerade.faces import FaceAnalyzer
+from masquerade.faces.mask import face_mask
+from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label
+from masquerade.swap.pipeline import SwapOptions, Swapper
+from masquerade.swap.run import parse_time
+
+from .conftest import STILLS, need
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "masquerade", *map(str, args)], capture_output=True, text=True)
+
+
+def test_swapped_clip_matches_the_source_and_keeps_audio(swapped_clip, d18):
+    src, out = probe(d18), probe(swapped_clip)
+    assert (out.width, out.height, out.frames, out.fps) == (src.width, src.height, 30, src.fps)
+    assert out.has_audio
+    assert read_label(swapped_clip).startswith("synthetic: made with masquerade")
+
+
+def test_only_face_regions_change_and_a_face_is_still_found(swapped_clip, d18, tmp_path):
+    fa = FaceAnalyzer(detector="hog", embeddings=False)
+    originals = [f.image for f in read_frames(d18)][:30]
+    outputs = [f.image for f in read_frames(swapped_clip)]
+    with VideoWriter(tmp_path / "plain.mp4", 30, (480, 480), crf=18) as vw:  # the codec's own noise, for reference
+        for f in originals:
+            vw.write(f)
+    plain = [f.image for f in read_frames(tmp_path / "plain.mp4")]
+    for k, (a, b, c) in enumerate(zip(originals, outputs, plain, strict=True)):
+        faces = fa(a)
+        region = np.zeros(a.shape[:2], np.float32)
+        for f in faces:
+            region = np.maximum(region, face_mask(a.shape[:2], f.landmarks, blur=0))
+        region = cv2.dilate(region, np.ones((41, 41), np.uint8))
+        diff = np.abs(a.astype(int) - b.astype(int)).mean(2)
+        codec = np.abs(a.astype(int) - c.astype(int)).mean(2)
+        assert diff[region == 0].mean() < codec[region == 0].mean() + 0.3, k  # codec noise only
+        assert diff[region > 0].mean() > 3 * diff[region == 0].mean(), k  # the face did change
+        assert len(fa(b)) >= 1, k
+
+
+def test_swap_frame_api_leaves_the_rest_bit_exact(model_dir, d18):
+    frame = next(read_frames(d18)).image
+    sw = Swapper(model_dir)
+    out = sw.swap_frame(frame)
+    assert sw.to == "b" and "nearer identity a" in sw.chosen_by
+    changed = np.any(out != frame, axis=2)
+    ys, xs = np.nonzero(changed)
+    face = FaceAnalyzer(detector="hog", embeddings=False)(frame)[0]
+    x0, y0, x1, y1 = face.bbox
+    w = x1 - x0
+    assert xs.min() > x0 - 0.5 * w and xs.max() < x1 + 0.5 * w and ys.min() > y0 - 0.8 * w and ys.max() < y1 + 0.5 * w
+    assert changed.sum() > 0.3 * w * w
+
+
+def test_only_the_source_identity_is_swapped(model_dir, d18, d19):
+    a = next(read_frames(d18)).image
+    b = next(read_frames(d19)).image
+    both = np.hstack([a, b])  # d18 (identity A) left, d19 (identity B) right
+    out = Swapper(model_dir, SwapOptions(to="b")).swap_frame(both)
+    assert np.any(out[:, :480] != a)
+    assert np.array_equal(out[:, 480:], b)
+
+
+def test_frames_without_faces_pass_through(model_dir, tmp_path):
+    need(STILLS)
+    dog = read_image(STILLS / "s25.jpg")
+    assert np.array_equal(Swapper(model_dir, SwapOptions(to="b")).swap_frame(dog), dog)
+    p = run_cli("swap", STILLS / "s25.jpg", "-m", model_dir, "-o", tmp_path / "dog.png")
+    assert p.returncode == 0 and "copied through unchanged" in p.stderr
+    assert np.array_equal(read_image(tmp_path / "dog.png"), dog)
+
+
+def test_image_and_folder_inputs(model_dir, tmp_path):
+    need(STILLS)
+    p = run_cli("swap", STILLS / "d19.jpg", "-m", model_dir, "-o", tmp_path / "x.jpg", "--label")
+    assert p.returncode == 0, p.stderr
+    assert "rendered identity" in p.stdout and "nearer identity" in p.stdout
+    assert read_label(tmp_path / "x.jpg").startswith("synthetic:")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(STILLS / "d19.jpg", folder / "one.jpg")
+    shutil.copy(STILLS / "s25.jpg", folder / "two.jpg")
+    p = run_cli("swap", folder, "-m", model_dir, "-o", tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["one.jpg", "two.jpg"]
+
+
+def test_preview_writes_stills_and_stops(model_dir, d18, tmp_path):
+    p = run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--preview", "2", "--start", "1", "--end", "2")
+    assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "o.mp4").exists()
+    stills = sorted(tmp_path.glob("o_preview_*.png"))
+    assert len(stills) == 2 and read_image(stills[0]).shape == (480, 960, 3)
+
+
+@pytest.mark.parametrize("mode", [["--blend", "poisson"], ["--color", "hist-match", "--smooth", "0"]])
+def test_other_modes_run(model_dir, d18, tmp_path, mode):
+    p = run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--end", "3f", *mode)
+    assert p.returncode == 0, p.stderr
+    assert probe(tmp_path / "o.mp4").frames == 3
+
+
+def test_parse_time():
+    assert parse_time("2.5", 30) == 75 and parse_time("1:00", 25) == 1500 and parse_time("12f", 30) == 12
+    assert parse_time(None, 30) is None
+
+
+def test_bad_inputs_exit_2_and_overwrite_nothing(model_dir, d18, tmp_path):
+    keep = tmp_path / "existing.mp4"
+    keep.write_bytes(b"precious")
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    shutil.copy(model_dir / "config.json", incomplete / "config.json")
+    alien = tmp_path / "alien"
+    shutil.copytree(model_dir, alien)
+    (alien / "config.json").write_text((alien / "config.json").read_text().replace('"lite"', '"nope"'))
+    cases = [
+        (("swap", d18, "-m", tmp_path / "missing", "-o", keep), "model folder not found"),
+        (("swap", d18, "-m", incomplete, "-o", keep), "no model.safetensors"),
+        (("swap", d18, "-m", alien, "-o", keep), "unknown model"),
+        (("swap", d18, "-m", model_dir, "-o", d18), "output is the input"),
+        (
+            ("swap", d18, "-m", model_dir, "-o", tmp_path / "no" / "dir" / "o.mp4"),
+            "output folder does not exist",
+        ),
+        (("swap", tmp_path / "nope.mp4", "-m", model_dir, "-o", keep), "no such file"),
+    ]
+    for args, reason in cases:
+        p = run_cli(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert reason in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+    assert keep.read_bytes() == b"precious"

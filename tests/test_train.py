@@ -1,0 +1,132 @@
+"""`train`: losses fall, checkpoints are atomic safetensors, kill -9 and resume, NaN stops, Ctrl-C saves."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from masquerade.train import checkpoint as ckpt
+from masquerade.train import loop
+from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, train
+
+
+def test_model_folder_contents_and_losses_fall(model_dir):
+    for name in (
+        "model.safetensors",
+        "optimizer.safetensors",
+        "config.json",
+        "state.json",
+        "log.jsonl",
+        "previews/latest.png",
+        "previews/0000030.png",
+    ):
+        assert (model_dir / name).exists(), name
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["model"] == "lite" and cfg["size"] == 64 and len(cfg["identity"]["a"]) == 128
+    assert cfg["faces"] == {"a": 33, "b": 38}  # 36 and 42 faces, every 10th id held out
+    state = json.loads((model_dir / "state.json").read_text())
+    hist = state["loss_history"]
+    assert state["iteration"] == 30 and len(hist) == 3
+    assert hist[-1][1] < hist[0][1] and hist[-1][2] < hist[0][2]  # both sides' losses fall
+    log = [json.loads(x) for x in (model_dir / "log.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in log] == [10, 20, 30]
+
+
+def test_weights_load_back_bit_exact(model_dir):
+    cfg = ckpt.load_config(model_dir)
+    m = build_model(cfg)
+    assert ckpt.load_weights(model_dir, m) == 30
+    saved = load_file(str(model_dir / "model.safetensors"))
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+
+
+def test_kill_9_then_resume_continues_from_the_last_save(tmp_path, facesets):
+    out = tmp_path / "m"
+    cmd = [
+        sys.executable,
+        "-m",
+        "masquerade",
+        "train",
+        str(facesets[0]),
+        str(facesets[1]),
+        "-o",
+        str(out),
+        "--iterations",
+        "1000",
+        "--save-every",
+        "5",
+        "--preview-every",
+        "1000",
+        "--batch-size",
+        "4",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (out / "state.json").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads((out / "state.json").read_text())
+    saved_it = state["iteration"]
+    assert saved_it >= 5 and saved_it % 5 == 0
+    m = build_model(ckpt.load_config(out))
+    assert ckpt.load_weights(out, m) == saved_it  # loadable after kill -9
+    opt = torch.optim.Adam(m.parameters())
+    assert ckpt.load_optimizer(out, opt)[0] == saved_it
+    res = train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=saved_it + 3, batch_size=4, save_every=5))
+    assert res.iteration == saved_it + 3
+    assert json.loads((out / "state.json").read_text())["iteration"] == saved_it + 3
+    assert not list(out.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_resume_restores_optimizer_state_exactly(tmp_path, facesets):
+    out = tmp_path / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=4, batch_size=4, save_every=2))
+    m = build_model(ckpt.load_config(out))
+    opt = torch.optim.Adam(m.parameters(), betas=(0.5, 0.999))
+    ckpt.load_weights(out, m)
+    it, rng = ckpt.load_optimizer(out, opt)
+    saved = load_file(str(out / "optimizer.safetensors"))
+    st = opt.state_dict()["state"]
+    assert it == 4 and rng is not None
+    assert torch.equal(st[0]["exp_avg"], saved["state.0.exp_avg"])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, facesets, monkeypatch):
+    out = tmp_path / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=2, batch_size=4, save_every=2))
+    before = (out / "model.safetensors").read_bytes()
+    monkeypatch.setattr(loop, "face_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint \\(iteration 2\\)"):
+        train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=10, batch_size=4, save_every=2))
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_ctrl_c_saves(tmp_path, facesets, monkeypatch):
+    out = tmp_path / "m"
+    calls = {"n": 0}
+
+    def progress(it, info):
+        calls["n"] += 1
+        if it == 3:
+            raise KeyboardInterrupt
+
+    res = train([facesets[0]], [facesets[1]], out, TrainConfig(batch_size=4, save_every=1000), progress)
+    assert res.interrupted and res.iteration == 3
+    assert json.loads((out / "state.json").read_text())["iteration"] == 3
+
+
+def test_train_cli_bad_inputs(tmp_path, facesets):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "masquerade", "train", *a], capture_output=True, text=True)  # noqa: E731
+    p = run(str(tmp_path / "nope"), str(facesets[1]), "-o", str(tmp_path / "m"))
+    assert p.returncode == 2 and "not a face set" in p.stderr and "Traceback" not in p.stderr
+    p = run(str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--model", "huge")
+    assert p.returncode == 2
