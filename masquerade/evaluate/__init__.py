@@ -1,0 +1,1 @@
+"""Evaluation: how good a swap is (identity, expression, pose, realism, stability) and how well a model rebuilds."""

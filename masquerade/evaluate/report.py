@@ -1,0 +1,218 @@
+"""`evaluate`: score a swapped video or image against its original, and a model on held-out faces.
+
+Identity is judged by dlib's embedding (the swapped face should be nearer the rendered identity than the
+original one), expression and pose by landmarks and head pose (they should match the original's),
+realism and stability by face detection, flicker and seams.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from masquerade.core.errors import InputError
+from masquerade.evaluate import metrics as M
+from masquerade.faces.align import crop_face, estimate_matrix, transform_points
+from masquerade.faces.analyze import FaceAnalyzer
+from masquerade.faces.identity import distance
+from masquerade.faces.mask import face_mask
+from masquerade.faceset.dataset import fixed_batch, load_side
+from masquerade.faceset.store import FaceSet
+from masquerade.media import probe, read_frames
+from masquerade.train import checkpoint as ckpt
+from masquerade.train.losses import ssim_map
+
+CROP = 96  # aligned crop side used for flicker
+
+
+@dataclass
+class Identities:
+    target: np.ndarray
+    original: np.ndarray | None
+    all: dict[str, np.ndarray]
+    target_name: str
+
+
+def _identities(model_dir: Path | None, source_faces: Path | None, first_original: np.ndarray | None) -> Identities:
+    if model_dir is not None:
+        cfg = ckpt.load_config(model_dir)
+        ids = {k: np.asarray(v, np.float32) for k, v in cfg.get("identity", {}).items()}
+        if not ids or first_original is None:
+            raise InputError(model_dir, "model has no identity embeddings to evaluate against")
+        src = "a" if distance(first_original, ids["a"]) <= distance(first_original, ids["b"]) else "b"
+        tgt = "b" if src == "a" else "a"
+        return Identities(ids[tgt], ids[src], ids, tgt)
+    if source_faces is not None:
+        with FaceSet.open(source_faces) as fs:
+            tgt = fs.mean_embedding()
+        return Identities(tgt, None, {"target": tgt}, "target")
+    raise InputError("evaluate", "give the model (-m MODEL) or the target face set (--source-faces FACESET)")
+
+
+def evaluate_swap(
+    swapped: str | Path,
+    original: str | Path,
+    model_dir: str | Path | None = None,
+    source_faces: str | Path | None = None,
+    max_frames: int = 300,
+    analyzer: FaceAnalyzer | None = None,
+) -> dict:
+    """Per-frame metrics of SWAPPED against ORIGINAL (frame i against frame i) and their summaries."""
+    swapped, original = Path(swapped), Path(original)
+    s_info, o_info = probe(swapped), probe(original)
+    n = min(s_info.frames, o_info.frames) or 1
+    every = max(1, math.ceil(n / max_frames))
+    fa = analyzer or FaceAnalyzer(detector="hog")
+    rows: list[dict] = []
+    prev: tuple[np.ndarray, np.ndarray] | None = None  # the previous (swapped, original) frames
+    ids: Identities | None = None
+    orig_embs: list[np.ndarray] = []
+    examples: list[np.ndarray] = []
+    pairs = zip(read_frames(swapped), read_frames(original), strict=False)
+    for k, (fs, fo) in enumerate(pairs):
+        if k >= n:
+            break
+        if k % every:
+            prev = (fs.image, fo.image)
+            continue
+        row: dict = {"frame": k}
+        faces_o = fa(fo.image)
+        if not faces_o:
+            prev = (fs.image, fo.image)
+            continue
+        o = faces_o[0]
+        orig_embs.append(o.embedding)
+        if ids is None:
+            ids = _identities(
+                Path(model_dir) if model_dir else None, Path(source_faces) if source_faces else None, o.embedding
+            )
+        faces_s = fa(fs.image)
+        row["detected"] = float(bool(faces_s))
+        # the swapped face is the detection nearest the original face's position
+        if faces_s:
+            c = o.landmarks.mean(0)
+            s = min(faces_s, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - c)))
+            original_id = ids.original if ids.original is not None else np.mean(orig_embs, 0)
+            row.update(M.identity_scores(s.embedding, ids.target, original_id, ids.all, ids.target_name))
+            row["landmark_error"] = M.landmark_error(s.landmarks, o.landmarks)
+            row["pose_error"] = M.pose_error(s.pose, o.pose)
+        mask = face_mask(fo.image.shape[:2], o.landmarks)
+        row["seam"] = M.seam_strength(fs.image, fo.image, mask)
+        m = estimate_matrix(o.landmarks, CROP, 0.1)
+        crop_s, crop_o = crop_face(fs.image, m, CROP), crop_face(fo.image, m, CROP)
+        cmask = face_mask((CROP, CROP), transform_points(m, o.landmarks))
+        if prev is not None:  # change since the previous frame, in this frame's face region, output vs input
+            d_out = M.face_change(crop_face(prev[0], m, CROP), crop_s, cmask)
+            d_in = M.face_change(crop_face(prev[1], m, CROP), crop_o, cmask)
+            row["flicker"] = (d_out + 0.5) / (d_in + 0.5)  # +0.5: a still face does not divide by ~0
+        prev = (fs.image, fo.image)
+        if len(examples) < 6 and k % max(1, n // 6) == 0:
+            examples.append(np.hstack([crop_face(fo.image, m, 128), crop_face(fs.image, m, 128)]))
+        rows.append(row)
+    if not rows:
+        raise InputError(original, "no face found in the original: nothing to evaluate")
+    keys = [
+        "dist_target",
+        "dist_original",
+        "win",
+        "top1",
+        "landmark_error",
+        "pose_error",
+        "detected",
+        "flicker",
+        "seam",
+    ]
+    summary = {k: M.summarize([r.get(k) for r in rows]) for k in keys}
+    report = {
+        "swapped": str(swapped),
+        "original": str(original),
+        "frames_scored": len(rows),
+        "target_identity": ids.target_name if ids else None,
+        "id_win_rate": summary["win"].get("mean"),
+        "top1_retrieval": summary["top1"].get("mean"),
+        "summary": summary,
+        "frames": rows,
+    }
+    report["_examples"] = examples
+    return report
+
+
+@torch.no_grad()
+def reconstruction(model_dir: str | Path, max_faces: int = 64) -> dict:
+    """SSIM and PSNR of A->A and B->B on the held-out faces (every Nth face id, never trained on)."""
+    from masquerade.swap.pipeline import load_model
+
+    lm = load_model(model_dir, "cpu")
+    cfg = lm.config
+    out = {}
+    for side in ("a", "b"):
+        paths = cfg["facesets"][side]
+        try:
+            data = load_side(paths, 2 * cfg["size"], cfg.get("holdout_every", 10), split="holdout")
+        except InputError:
+            out[side] = {"n": 0}
+            continue
+        x = fixed_batch(data, max_faces, cfg["size"], cfg["padding"])
+        y = lm.net(x, side)[:, :3]
+        ssim = ssim_map(y, x).mean((1, 2, 3))
+        mse = ((y - x) ** 2).mean((1, 2, 3))
+        out[side] = {"n": int(len(x)), "ssim": float(ssim.mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
+    return out
+
+
+def write_report(report: dict, out_dir: str | Path) -> Path:
+    """report.json, summary.png (before|after crops and per-frame identity distance) and index.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = report.pop("_examples", [])
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    panels = []
+    if examples:
+        panels.append(np.vstack(examples))
+    plot = _plot([r.get("dist_target") for r in report["frames"]], [r.get("dist_original") for r in report["frames"]])
+    if panels:
+        h = panels[0].shape[0]
+        plot = cv2.resize(plot, (int(plot.shape[1] * h / plot.shape[0]), h))
+        panels.append(plot)
+        cv2.imwrite(str(out / "summary.png"), np.hstack(panels))
+    else:
+        cv2.imwrite(str(out / "summary.png"), plot)
+    stats = ("mean", "median", "p10", "p90")
+    rows = "".join(
+        f"<tr><td>{k}</td>" + "".join(f"<td>{v[s]:.3f}</td>" for s in stats) + "</tr>"
+        for k, v in report["summary"].items()
+        if v.get("n")
+    )
+    (out / "index.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>masquerade evaluation</title>"
+        f"<h1>Evaluation of {report['swapped']}</h1><p>ID win rate: {report.get('id_win_rate')}; top-1: "
+        f"{report.get('top1_retrieval')}; frames: {report['frames_scored']}</p>"
+        "<table border=1><tr><th>metric</th><th>mean</th><th>median</th><th>p10</th><th>p90</th></tr>"
+        f"{rows}</table><p>Left: original | swapped crops. Right: identity distance per frame "
+        "(green: to the target, red: to the original).</p><img src=summary.png>"
+    )
+    return out
+
+
+def _plot(target: list, original: list, w: int = 400, h: int = 300) -> np.ndarray:
+    img = np.full((h, w, 3), 255, np.uint8)
+    vals = [v for v in target + original if v is not None]
+    if not vals:
+        return img
+    top = max(1.0, max(vals))
+    cv2.line(img, (0, int(h - 0.6 / top * h)), (w, int(h - 0.6 / top * h)), (200, 200, 200), 1)
+    for series, color in ((target, (0, 160, 0)), (original, (0, 0, 200))):
+        pts = [
+            (int(i * (w - 1) / max(len(series) - 1, 1)), int(h - v / top * h))
+            for i, v in enumerate(series)
+            if v is not None
+        ]
+        if len(pts) > 1:
+            cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2)
+    return img
