@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import CLIPS as DATA
+from common import save
 
-from masquerade.faces.analyze import FaceAnalyzer  # noqa: E402
-from masquerade.media import probe, read_frames  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
+from masquerade.faces.analyze import FaceAnalyzer
+from masquerade.media import probe, read_frames
 
 
 def speed(clip: Path, detector: str, frames: int) -> float:
@@ -66,6 +64,7 @@ def main() -> dict:
             results["detection_rate"][name] = round(hits / total, 4)
             print(f"detection rate {name}: {hits}/{total} = {hits / total:.2%}")
     print(json.dumps(results))
+    save("extract_speed", results)
     return results
 
 

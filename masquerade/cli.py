@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 
 from tqdm import tqdm
@@ -174,10 +175,14 @@ def run_train(args) -> int:
         if bar.n == 0 and it > 1:
             bar.n = it - 1
         bar.update(it - bar.n)
+        extra = {}
+        if info["deadline"] != float("inf"):  # --minutes: show the time left (the bar's ETA covers --iterations)
+            extra["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
         bar.set_postfix(
             loss_a=f"{info['loss_a']:.4f}",
             loss_b=f"{info['loss_b']:.4f}",
             samples_s=f"{info['samples_per_s']:.0f}",
+            **extra,
             refresh=False,
         )
 
@@ -301,6 +306,8 @@ def run_swap(args) -> int:
             f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output} "
             "(watermarked and labelled as synthetic)"
         )
+        if report.reused_frames:
+            print(f"faces of {report.reused_frames} frames were taken from the face set's index (no detection)")
     return 0
 
 

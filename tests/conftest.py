@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +22,22 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"test media not found: {path}")
     return path
+
+
+def kill_9_when(args: list[str], ready: Callable[[], bool], timeout: float = 180, grace: float = 0.0) -> None:
+    """Run `python -m masquerade ARGS`, wait until `ready()` (polled), wait `grace` s, then SIGKILL it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "masquerade", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.2)
+    time.sleep(grace)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,13 @@
 """`extract`: the SQLite index, resuming without duplicates, surviving kill -9, and the options."""
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import numpy as np
 
 from masquerade.faceset import FaceSet
 from masquerade.faceset.extract import ExtractOptions, extract
+
+from .conftest import kill_9_when
 
 
 def test_schema_and_records(facesets):
@@ -60,33 +57,16 @@ def test_rerun_resumes_without_duplicates(tmp_path, d18):
 
 def test_kill_9_leaves_a_consistent_index_and_resume_completes(tmp_path, d18):
     out = tmp_path / "fs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "masquerade",
-        "extract",
-        str(d18),
-        "-o",
-        str(out),
-        "--every",
-        "4",
-        "--workers",
-        "1",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     db_path = out / "faceset.db"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        if db_path.exists():
-            try:
-                with sqlite3.connect(db_path) as db:
-                    if db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] >= 5:
-                        break
-            except sqlite3.OperationalError:
-                pass
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+
+    def five_frames_done() -> bool:
+        try:
+            with sqlite3.connect(db_path) as db:
+                return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] >= 5
+        except sqlite3.OperationalError:  # not created yet, or locked
+            return False
+
+    kill_9_when(["extract", str(d18), "-o", str(out), "--every", "4", "--workers", "1"], five_frames_done)
     with FaceSet.open(out) as fs:  # consistent: every indexed frame has its faces and their crops
         partial = len(fs)
         assert 0 < partial < 54

@@ -1,11 +1,8 @@
 """`train`: losses fall, checkpoints are atomic safetensors, kill -9 and resume, NaN stops, Ctrl-C saves."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -14,6 +11,8 @@ from safetensors.torch import load_file
 from masquerade.train import checkpoint as ckpt
 from masquerade.train import loop
 from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, train
+
+from .conftest import kill_9_when
 
 
 def test_model_folder_contents_and_losses_fall(model_dir):
@@ -49,10 +48,7 @@ def test_weights_load_back_bit_exact(model_dir):
 
 def test_kill_9_then_resume_continues_from_the_last_save(tmp_path, facesets):
     out = tmp_path / "m"
-    cmd = [
-        sys.executable,
-        "-m",
-        "masquerade",
+    args = [
         "train",
         str(facesets[0]),
         str(facesets[1]),
@@ -67,13 +63,7 @@ def test_kill_9_then_resume_continues_from_the_last_save(tmp_path, facesets):
         "--batch-size",
         "4",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not (out / "state.json").exists():
-        time.sleep(0.2)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_when(args, (out / "state.json").exists, grace=1.0)
     state = json.loads((out / "state.json").read_text())
     saved_it = state["iteration"]
     assert saved_it >= 5 and saved_it % 5 == 0

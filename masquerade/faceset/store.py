@@ -211,6 +211,30 @@ class FaceSet:
                 pose=(r[15], r[16], r[17]),
             )
 
+    def faces_of(self, source: str | Path) -> dict[int, list[Face]]:
+        """The indexed faces of one source file, by frame index, as Face objects (no crops): lets `swap`
+        skip detection on frames that `extract` already analysed."""
+        path = str(Path(source).resolve())
+        out: dict[int, list[Face]] = {}
+        for r in self:
+            if r.source == path:
+                face = Face(
+                    bbox=r.bbox,
+                    score=r.score,
+                    landmarks=r.landmarks,
+                    matrix=r.matrix,
+                    embedding=r.embedding,
+                    blur=r.blur,
+                    pose=r.pose,
+                )
+                out.setdefault(r.frame_index, []).append(face)
+        for (frame_index,) in self.db.execute(
+            "SELECT f.frame_index FROM frames f JOIN sources s ON s.id = f.source_id WHERE s.path=? AND f.faces=0",
+            (path,),
+        ):
+            out.setdefault(frame_index, [])
+        return out
+
     def sources(self) -> list[dict]:
         cols = ("id", "path", "kind", "width", "height", "fps", "frames")
         return [dict(zip(cols, r, strict=True)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM sources")]

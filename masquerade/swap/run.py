@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from masquerade.core.errors import InputError
+from masquerade.faceset.store import FaceSet
 from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
 from masquerade.media.reader import IMAGE_EXTS, MediaInfo
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
@@ -27,6 +28,7 @@ class SwapReport:
     rendered: str = ""
     chosen_by: str = ""
     previews: list[str] | None = None
+    reused_frames: int = 0  # frames whose faces came from a face set's index instead of detection
     warnings: list[str] | None = None
 
 
@@ -70,6 +72,18 @@ def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
         if len(faces) >= samples:
             break
     swapper.choose_side(faces)
+
+
+def indexed_faces(swapper: Swapper, inp: Path) -> dict[int, list]:
+    """Faces of INPUT already in one of the model's face sets (same file), by frame index."""
+    found: dict[int, list] = {}
+    for side_paths in swapper.model.config.get("facesets", {}).values():
+        for fs_path in side_paths:
+            if not (Path(fs_path) / "faceset.db").is_file():
+                continue
+            with FaceSet.open(fs_path) as fs:
+                found.update(fs.faces_of(inp))
+    return found
 
 
 def swap_video(
@@ -117,11 +131,17 @@ def swap_video(
             audio_window=window,
             metadata=meta,
         )
+    known = indexed_faces(swapper, inp)
+    report.reused_frames = 0
     try:
         chunk: list[np.ndarray] = []
+        chunk_idx: list[int] = []
 
         def flush() -> None:
-            swapped = swapper.swap_frames(chunk)
+            faces = [known[i] if i in known else swapper.analyzer(f) for i, f in zip(chunk_idx, chunk, strict=True)]
+            report.reused_frames += sum(i in known for i in chunk_idx)
+            swapped = swapper.swap_frames(chunk, faces)
+            chunk_idx.clear()
             n = _count_swapped(chunk, swapped)
             report.frames_swapped += n
             for before, after in zip(chunk, swapped, strict=True):
@@ -140,6 +160,7 @@ def swap_video(
             if fr.index >= f1:
                 break
             chunk.append(fr.image)
+            chunk_idx.append(fr.index)
             if len(chunk) == CHUNK:
                 flush()
         if chunk:

@@ -1,0 +1,109 @@
+"""The project's key curve: swap quality against CPU-minutes of training.
+
+For each identity pair, extract both clips, train `lite` cumulatively to each budget (default 5, 10, 20
+minutes), and at each point swap the first frames of A's clip to B's face and evaluate: ID win rate,
+distances, landmark error, pose error, and SSIM/PSNR of A->A and B->B on held-out faces.
+Run: python bench/quality_vs_time.py [--pairs d18:d19,d6:d3] [--minutes 5,10,20] [--frames 90]
+Figures only; nothing is asserted. Results: bench/out/quality_vs_time.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import OUT, clip, save
+
+from masquerade.evaluate.report import evaluate_swap, reconstruction
+from masquerade.faceset.extract import ExtractOptions, extract
+from masquerade.swap.pipeline import SwapOptions, Swapper
+from masquerade.swap.run import swap_video
+from masquerade.train.loop import TrainConfig, train
+
+
+def point(model, a, frames: int, work) -> dict:
+    swapped = work / "swapped.mp4"
+    swap_video(Swapper(model, SwapOptions(to="b")), a, swapped, end=f"{frames}f")
+    ev = evaluate_swap(swapped, a, model, max_frames=frames)
+    s = ev["summary"]
+    rec = reconstruction(model)
+    return {
+        "id_win_rate": ev["id_win_rate"],
+        "top1": ev["top1_retrieval"],
+        "dist_target": s["dist_target"].get("mean"),
+        "dist_original": s["dist_original"].get("mean"),
+        "landmark_error": s["landmark_error"].get("mean"),
+        "pose_error": s["pose_error"].get("mean"),
+        "detected": s["detected"].get("mean"),
+        "flicker": s["flicker"].get("mean"),
+        "ssim_a": rec["a"].get("ssim"),
+        "ssim_b": rec["b"].get("ssim"),
+        "psnr_a": rec["a"].get("psnr"),
+        "psnr_b": rec["b"].get("psnr"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", default="d18:d19,d6:d3")
+    ap.add_argument("--minutes", default="5,10,20", help="cumulative training budgets")
+    ap.add_argument("--frames", type=int, default=90, help="frames of A swapped and evaluated at each point")
+    ap.add_argument("--model", default="lite")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
+    args = ap.parse_args()
+    budgets = [float(m) for m in args.minutes.split(",")]
+    results: dict = {"settings": vars(args), "pairs": {}}
+    for pair in args.pairs.split(","):
+        na, nb = pair.split(":")
+        work = OUT / f"qvt_{na}_{nb}{args.tag}"
+        a, b = clip(na), clip(nb)
+        for name, c in ((na, a), (nb, b)):
+            extract([c], OUT / f"faces_{name}", ExtractOptions(every=2))
+        model = work / "model"
+        if model.exists():
+            import shutil
+
+            shutil.rmtree(model)
+        work.mkdir(parents=True, exist_ok=True)
+        curve, done = [], 0.0
+        for m in budgets:
+            t = time.monotonic()
+            res = train(
+                [OUT / f"faces_{na}"],
+                [OUT / f"faces_{nb}"],
+                model,
+                TrainConfig(
+                    model=args.model,
+                    minutes=m - done,
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                    save_every=500,
+                    preview_every=500,
+                ),
+            )
+            done = m
+            row = {
+                "minutes": m,
+                "iteration": res.iteration,
+                "train_seconds": round(res.seconds, 1),
+                "loss_a": res.loss_a,
+                "loss_b": res.loss_b,
+                **point(model, a, args.frames, work),
+            }
+            row["wall_seconds"] = round(time.monotonic() - t, 1)  # this step: training plus evaluation
+            curve.append(row)
+            print(
+                f"{pair} {m:5.1f} min it {res.iteration:6d}  ID win {row['id_win_rate']:.2f}  "
+                f"d_target {row['dist_target']:.3f}  d_orig {row['dist_original']:.3f}  "
+                f"lmk {row['landmark_error']:.3f}  SSIM a/b {row['ssim_a']:.3f}/{row['ssim_b']:.3f}",
+                flush=True,
+            )
+        results["pairs"][pair] = curve
+        save(f"quality_vs_time{args.tag}", results)
+    print(f"saved {save(f'quality_vs_time{args.tag}', results)}")
+
+
+if __name__ == "__main__":
+    main()
