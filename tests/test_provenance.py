@@ -30,7 +30,9 @@ def test_embed_then_read_round_trip(d19, fa):
     seen = fa(marked)[0]
     r = wm.read_face(marked, seen.landmarks)
     assert r.marked and r.z_signature > 8
-    assert wm.bits_to_payload(r.z_bits) == (wm.SIGNATURE, 0xBEEF)
+    sig, code = wm.bits_to_payload(r.z_bits)
+    assert sig == wm.SIGNATURE  # the model id has a quarter of the energy: one frame reads most of its bits
+    assert bin(code ^ 0xBEEF).count("1") <= 3
     assert not wm.read_face(frame, face.landmarks).marked
 
 
@@ -63,7 +65,7 @@ def _reencode(frames, path, crf=28, scale=1.0, crop=0.0):
 
 
 @pytest.mark.parametrize("attack", ["crf28", "half_crf28", "crop10_crf28", "jpeg50"])
-def test_mark_survives_attacks(swapped_clip, tmp_path, attack, fa):
+def test_mark_survives_attacks(swapped_clip, model_dir, tmp_path, attack, fa):
     frames = [f.image for f in read_frames(swapped_clip)]
     if attack == "jpeg50":
         for k, f in enumerate(frames):
@@ -77,6 +79,8 @@ def test_mark_survives_attacks(swapped_clip, tmp_path, attack, fa):
     res = verify_file(_reencode(frames, tmp_path / "a.mp4", **kw), analyzer=fa)
     assert res.marked and res.fraction_marked >= 0.9, res
     assert wm.signature_ok(int(res.signature, 16))
+    if attack == "crf28":  # over a clip the model id adds up
+        assert res.model_code == f"{wm.model_code(json.loads((model_dir / 'config.json').read_text())['model_id']):04x}"
 
 
 def test_verify_cli_exit_codes_and_json(swapped_clip, d18, tmp_path):

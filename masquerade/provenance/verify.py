@@ -33,6 +33,7 @@ class VerifyResult:
     fraction_marked: float  # of the frames checked
     signature: str | None  # decoded from all marked faces, hex
     model_code: str | None  # the 16-bit model id, hex (first 4 hex digits of the model id)
+    model_code_z: float  # the weakest model-id bit's combined z: below 3 the id is uncertain
     label: str | None
     mean_z: float
     min_marked_frames: int
@@ -49,9 +50,10 @@ class VerifyResult:
         ]
         if self.signature is not None:
             ok = wm.signature_ok(int(self.signature, 16))
+            sure = "" if self.model_code_z >= 3 else " (uncertain: too few marked frames to read it reliably)"
             out.append(
                 f"  payload: signature 0x{self.signature} ({'masquerade' if ok else 'not masquerade'})"
-                f", model {self.model_code}"
+                f", model {self.model_code}{sure}"
             )
         out.append(f"  metadata label: {self.label or 'none'}")
         return out
@@ -89,7 +91,7 @@ def verify_file(
     path = Path(path)
     info = probe(path)  # raises InputError for missing files and non-media
     every = max(1, math.ceil(info.frames / max_frames)) if info.frames else 1
-    fa = analyzer or FaceAnalyzer(detector="hog", min_face=min_face, embeddings=False)
+    fa = analyzer or FaceAnalyzer(detector=wm.DETECTOR[0], min_face=min_face, embeddings=False)
     checked = with_face = marked = 0
     z_sum = np.zeros(wm.N_BITS, np.float64)
     zs = []
@@ -112,7 +114,9 @@ def verify_file(
         raise InputError(path, "no frame could be read")
     need = min_marked_frames(checked)
     sig = code = None
+    code_z = 0.0
     if marked:
+        code_z = float(np.abs(z_sum[wm.N_SIG :]).min() / math.sqrt(marked))
         sig_v, code_v = wm.bits_to_payload(z_sum)
         sig, code = f"{sig_v:04x}", f"{code_v:04x}"
     strong = bool(zs) and max(zs) > strict_threshold(checked)
@@ -126,6 +130,7 @@ def verify_file(
         fraction_marked=marked / checked,
         signature=sig,
         model_code=code,
+        model_code_z=code_z,
         label=read_label(path),
         mean_z=float(np.mean(zs)) if zs else 0.0,
         min_marked_frames=need,

@@ -36,8 +36,12 @@ N_DECOYS = 48
 SIZE = 128  # side of the aligned crop the patterns live in
 PADDING = 0.1  # the inner face: where a swap changes pixels
 CELLS = 32  # pattern cells per side (4 px at SIZE); with BAND, survives 50% downscaling, H.264, JPEG 50
-TARGET_Z = 12.0  # embed just strongly enough that the clean face reads this z (attacks keep ~2/3 of it)
-AMPLITUDE = (1.0, 5.0)  # rms of the mark in grey levels inside the face mask: its floor and ceiling
+TARGET_Z = 10.0  # embed just strongly enough that the clean face reads this z (attacks keep ~2/3 of it)
+AMPLITUDE = (0.5, 4.0)  # scale of the mark in grey levels (rms before texture weighting): floor and ceiling
+PEAK = 2.5  # the unit-rms pattern is clipped here, so no pixel stands out...
+MAX_DELTA = 12.0  # ...and no pixel changes by more than this many grey levels
+DETECTOR = ("hog", 40)  # (backend, min face px) verify finds faces with; embedding aligns exactly as it will
+SIGNATURE_SHARE = 0.75  # of the mark's energy: detection reads the signature; model-id bits add up over a clip
 THRESHOLD = 4.5  # signature z-score for "this face carries the mark"
 MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this
 BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, px at SIZE) the detector looks in
@@ -116,30 +120,52 @@ def _crop_geometry(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def embed(frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None = None) -> np.ndarray:
     """Add the mark for one face (68 landmarks, frame pixels) to a BGR uint8 frame; returns a new frame.
 
-    The strength adapts to the face: a unit-strength mark is embedded and read back, then scaled so the
-    face reads TARGET_Z (within AMPLITUDE). Smooth faces (as generated faces are) need little; textured
-    ones more. `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask.
+    Invisible: its energy follows the face's own texture (eyes, brows, mouth, hairline mask it; smooth
+    cheeks get little), with peaks clipped, and its strength is just what this face needs to read TARGET_Z.
+    Informed: the host face's own correlation with each pattern is measured and subtracted from the mark,
+    so it cannot flip payload bits (otherwise the same bias repeats in every frame and never averages out).
+    `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask.
     """
     m, mask = _crop_geometry(landmarks)
-    mark = np.tensordot(payload_bits(model_id), patterns()[:N_BITS], axes=1) / math.sqrt(N_BITS)
-    mark = (mark * mask).astype(np.float32)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    crop = cv2.warpAffine(gray, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    weight = texture_weight(crop, mask) * mask
     h, w = frame.shape[:2]
-    delta = cv2.warpAffine(
-        mark,
-        m,
-        (w, h),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    if region is not None:
-        delta *= region
+    inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def render(coeffs: np.ndarray, scale: float) -> np.ndarray:
+        """The mark for these pattern coefficients, its peaks clipped at PEAK x scale, in frame pixels."""
+        mark = np.clip(np.tensordot(coeffs, patterns()[:N_BITS], axes=1), -PEAK * scale, PEAK * scale) * weight
+        delta = cv2.warpAffine(mark.astype(np.float32), m, (w, h), **inv)
+        return delta * region if region is not None else delta
+
+    base = payload_bits(model_id) * _bit_gains()
     lo, hi = AMPLITUDE
-    z0 = read_face(frame, landmarks).z_signature
-    z1 = read_face(add_mark(frame, delta * lo, exact=True), landmarks).z_signature
-    gain = (z1 - z0) / lo  # z per grey level of amplitude for this face
-    amp = hi if gain <= 0 else float(np.clip((TARGET_Z - z0) / gain, lo, hi))
-    return add_mark(frame, delta * amp)
+    r0 = read_face(frame, landmarks)
+    r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks)
+    per_unit = (r1.z_bits - r0.z_bits) / (lo * base)  # z gained per unit of a bit's coefficient
+    g = float(np.median(per_unit))
+    if not np.isfinite(g) or g <= 0:
+        return add_mark(frame, np.clip(render(base * hi, hi), -MAX_DELTA, MAX_DELTA))
+    sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
+    amp = float(np.clip(TARGET_Z / sig_per_amp, lo, hi))
+    coeffs = base * amp - r0.z_bits / g  # cancel the host's own reading of each pattern
+    return add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA))
+
+
+def _bit_gains() -> np.ndarray:
+    """Per-pattern gains: SIGNATURE_SHARE of the energy to the 16 signature bits, the rest to the model id."""
+    g = np.full(N_BITS, math.sqrt((1 - SIGNATURE_SHARE) / (N_BITS - N_SIG)), np.float32)
+    g[:N_SIG] = math.sqrt(SIGNATURE_SHARE / N_SIG)
+    return g
+
+
+def texture_weight(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Local texture of the face in the mark's band, as a weight with mean 1 inside the mask (0.4 to 2.5)."""
+    energy = np.sqrt(cv2.GaussianBlur(_bandpass(crop) ** 2, (0, 0), 4.0))
+    mean = float((energy * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6
+    w = np.clip(energy / mean, 0.4, 2.5)
+    return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
 
 
 def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False) -> np.ndarray:

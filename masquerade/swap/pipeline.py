@@ -18,7 +18,7 @@ from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import crop_face, estimate_matrix, transform_points
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.faces.detect import landmarks68
+from masquerade.faces.detect import landmarks68, make_detector
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
 from masquerade.faces.mask import face_mask, feather
 from masquerade.provenance import watermark
@@ -78,6 +78,14 @@ def load_model(path: str | Path, device: str = "auto") -> LoadedModel:
     return LoadedModel(path, config, net, dev, it, ident)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def _footprint(size: int) -> np.ndarray:
     """The crop's square with a soft inner border, so a mask reaching past the crop fades instead of cutting."""
     edge = max(2, size // 12)
@@ -103,6 +111,7 @@ class Swapper:
             self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.model.identity)
         )
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
+        self._verify_detector = make_detector(*watermark.DETECTOR)
 
     # -- identity -------------------------------------------------------------------------------------
     @property
@@ -200,7 +209,12 @@ class Swapper:
         return blend(frame, face_full, mask, self.opts.blend), mask
 
     def _mark(self, frame: np.ndarray, box: np.ndarray, region: np.ndarray) -> np.ndarray:
-        """Embed the watermark on a swapped face, aligned by landmarks read from the swapped pixels in the
-        detector's box (what `verify` will see), limited to the blend mask so untouched pixels stay so."""
-        seen = landmarks68(np.ascontiguousarray(frame[..., ::-1]), box)
+        """Embed the watermark on a swapped face, aligned exactly as `verify` will align it: the verify
+        detector's box on the swapped pixels, then landmarks. (Landmarks from another box can differ by
+        several pixels, enough to lose most of the mark.) Limited to the blend mask."""
+        rgb = np.ascontiguousarray(frame[..., ::-1])
+        dets = self._verify_detector.detect(rgb)
+        if dets:
+            box = max(dets, key=lambda d: _iou(d.box, box)).box
+        seen = landmarks68(rgb, box)
         return watermark.embed(frame, seen, self.model.model_id, region=region)
