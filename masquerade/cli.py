@@ -9,11 +9,12 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tqdm import tqdm
 
 from masquerade import __version__
-from masquerade.core.errors import MasqueradeError
+from masquerade.core.errors import InputError, MasqueradeError
 
 POLICY = (
     "Use only faces you have consent for. Every output of `swap` carries an invisible watermark and a "
@@ -143,6 +144,11 @@ def add_train(sub) -> None:
         metavar="N",
         help="write previews/NNNNNNN.png every N iterations (250)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="insist on resuming: fail if MODEL holds no saved model (resuming is the default when it does)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
@@ -153,6 +159,8 @@ def add_train(sub) -> None:
 def run_train(args) -> int:
     from masquerade.train.loop import TrainConfig, train
 
+    if args.resume and not (Path(args.output) / "config.json").is_file():
+        raise InputError(args.output, "--resume given, but there is no saved model to resume")
     cfg = TrainConfig(
         model=args.model,
         size=args.size,
@@ -263,8 +271,6 @@ def add_swap(sub) -> None:
 
 
 def run_swap(args) -> int:
-    from pathlib import Path
-
     from masquerade.swap.pipeline import SwapOptions, Swapper
     from masquerade.swap.run import swap_file
 

@@ -120,3 +120,5 @@ def test_train_cli_bad_inputs(tmp_path, facesets):
     assert p.returncode == 2 and "not a face set" in p.stderr and "Traceback" not in p.stderr
     p = run(str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--model", "huge")
     assert p.returncode == 2
+    p = run(str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--resume")
+    assert p.returncode == 2 and "no saved model to resume" in p.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,7 +23,6 @@ class Face:
     embedding: np.ndarray | None = None  # (128,) float32
     blur: float = 0.0
     pose: tuple[float, float, float] = (0.0, 0.0, 0.0)  # yaw, pitch, roll in degrees
-    extra: dict = field(default_factory=dict)
 
     @property
     def size(self) -> float:

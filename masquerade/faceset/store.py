@@ -8,7 +8,6 @@ before their rows, so a crash can leave an orphan PNG, never a row without its i
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,6 +263,3 @@ class FaceSet:
             "padding": self.padding,
             "sources": [s["path"] for s in self.sources()],
         }
-
-    def describe(self) -> str:
-        return json.dumps(self.summary())

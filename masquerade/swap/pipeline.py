@@ -16,7 +16,7 @@ import torch
 from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
-from masquerade.faces.align import crop_face, estimate_matrix, transform_points
+from masquerade.faces.align import crop_face, estimate_matrix, transform_points, uncrop
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.detect import landmarks68, make_detector
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
@@ -188,8 +188,7 @@ class Swapper:
         crop_mask = face_mask((s, s), transform_points(m, lms))
         face = match_color(pred[..., :3] * 255.0, crop.astype(np.float32), crop_mask, self.opts.color)
         h, w = frame.shape[:2]
-        inv = dict(flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        face_full = cv2.warpAffine(face.astype(np.float32), m, (w, h), borderValue=0, **inv)
+        face_full = uncrop(face.astype(np.float32), m, frame.shape)
         # The mask in frame pixels: landmark hull (or the model's mask), limited to the crop's footprint.
         inside = cv2.warpAffine(_footprint(s), m, (w, h), borderValue=0, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         if pred.shape[-1] > 3:  # the model's own mask head

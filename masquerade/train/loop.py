@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -188,6 +187,7 @@ def train(
         _write_png(model_dir / "previews" / "latest.png", grid)
 
     start_it = state["iteration"]
+    seconds_before = float(state.get("seconds", 0.0))  # training time of earlier runs of this model
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60 if cfg.minutes else math.inf
     target = cfg.iterations if cfg.iterations is not None else math.inf
@@ -247,7 +247,7 @@ def train(
                             "iteration": it,
                             "loss_a": mean_a,
                             "loss_b": mean_b,
-                            "seconds": state["seconds"] + elapsed,
+                            "seconds": seconds_before + elapsed,
                         }
                     )
                     + "\n"
@@ -257,11 +257,8 @@ def train(
             if it % cfg.preview_every == 0:
                 preview()
             if it % cfg.save_every == 0:
-                state["seconds"] = state.get("seconds", 0.0) + elapsed
-                t0 += elapsed  # seconds are now banked in state
-                deadline_left = deadline
+                state["seconds"] = seconds_before + elapsed
                 save()
-                deadline = deadline_left
             if progress:
                 progress(it, info)
     except KeyboardInterrupt:
@@ -269,8 +266,7 @@ def train(
         stopped_by = "interrupt"
     finally:
         log.close()
-    elapsed = time.monotonic() - t0
-    state["seconds"] = state.get("seconds", 0.0) + elapsed
+    state["seconds"] = seconds_before + time.monotonic() - t0
     if state["iteration"] > start_it or not (model_dir / ckpt.MODEL_FILE).is_file():
         save()
         preview()
@@ -284,7 +280,3 @@ def train(
         interrupted=interrupted,
         stopped_by=stopped_by,
     )
-
-
-def default_threads() -> int:
-    return os.cpu_count() or 1
