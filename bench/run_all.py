@@ -2,7 +2,7 @@
 
 Run: python bench/run_all.py [--skip extract,train,swap,watermark] [--with-quality] [--collect-only]
 quality_vs_time takes about 25 minutes per identity pair, so it runs only with --with-quality; its last
-results (bench/out/quality_vs_time.json) are included either way.
+results (bench/out/quality_vs_time*.json, one per run) are included either way.
 """
 
 from __future__ import annotations
@@ -99,13 +99,20 @@ def main() -> None:
         "train": "train_speed",
         "swap": "swap_speed",
         "watermark": "watermark_robustness",
-        "quality": "quality_vs_time",
     }
     results = {"date": dt.date.today().isoformat(), "machine": machine()}
     for key, stem in files.items():
         path = OUT / f"{stem}.json"
         if path.exists():
             results[key] = json.loads(path.read_text())
+    # every quality_vs_time*.json (one per run and settings tag), the curves side by side
+    curves: dict = {}
+    for path in sorted(OUT.glob("quality_vs_time*.json")):
+        run = json.loads(path.read_text())
+        for pair, curve in run["pairs"].items():
+            curves[pair] = curve
+    if curves:
+        results["quality"] = {"pairs": curves}
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = table(results)
     (ROOT / "bench" / "results.md").write_text(md)
