@@ -293,13 +293,18 @@ def run_swap(args) -> int:
         bar.update(done - bar.n)
 
     try:
-        kw = {"label": args.label, "progress": progress}
-        if not (
-            Path(args.input).is_dir()
-            or Path(args.input).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-        ):
-            kw.update(crf=args.crf, codec=args.codec, start=args.start, end=args.end, preview=args.preview)
-        report = swap_file(swapper, args.input, args.output, **kw)
+        report = swap_file(
+            swapper,
+            args.input,
+            args.output,
+            label=args.label,
+            progress=progress,
+            crf=args.crf,
+            codec=args.codec,
+            start=args.start,
+            end=args.end,
+            preview=args.preview,
+        )
     finally:
         bar.close()
     print(f"rendered identity {report.rendered} ({report.chosen_by})")
@@ -336,9 +341,10 @@ def run_verify(args) -> int:
     import json
 
     from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.provenance import watermark as wm
     from masquerade.provenance.verify import verify_file
 
-    fa = FaceAnalyzer(detector="hog", embeddings=False)
+    fa = FaceAnalyzer(detector=wm.DETECTOR[0], min_face=wm.DETECTOR[1], embeddings=False)
     code = 0
     for f in args.files:
         try:

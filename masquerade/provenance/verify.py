@@ -86,7 +86,7 @@ def strict_threshold(frames: int, faces_per_frame: int = 2) -> float:
 
 
 def verify_file(
-    path: str | Path, max_frames: int = 300, min_face: int = 40, analyzer: FaceAnalyzer | None = None
+    path: str | Path, max_frames: int = 300, min_face: int = wm.DETECTOR[1], analyzer: FaceAnalyzer | None = None
 ) -> VerifyResult:
     path = Path(path)
     info = probe(path)  # raises InputError for missing files and non-media

@@ -238,6 +238,8 @@ def swap_images(
 
 
 def swap_file(swapper: Swapper, inp: str | Path, out: str | Path, **kw) -> SwapReport:
+    """Swap a video, an image or a folder; video-only options (crf, codec, start, end, preview) are ignored
+    for images."""
     inp, out = Path(inp), Path(out)
     if not inp.exists():
         raise InputError(inp, "no such file or folder")
