@@ -122,3 +122,25 @@ def test_train_cli_bad_inputs(tmp_path, facesets):
     assert p.returncode == 2
     p = run(str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--resume")
     assert p.returncode == 2 and "no saved model to resume" in p.stderr
+
+
+def test_an_interrupted_save_is_rolled_back_or_forward(tmp_path):
+    """Kills between the files of one save: before state.json (the commit point) the new files are discarded,
+    after it they are completed, so weights, optimizer and state always agree."""
+    from masquerade.models import create_model
+
+    m = create_model("lite")
+    opt = torch.optim.Adam(m.parameters())
+    ckpt.save_checkpoint(tmp_path, m, opt, {"iteration": 5}, torch.get_rng_state())
+    ckpt.save_tensors(ckpt._next(tmp_path / ckpt.MODEL_FILE), m.state_dict(), {"iteration": "10"})
+    assert ckpt.load_weights(tmp_path, create_model("lite")) == 5  # killed before the commit: rolled back
+    assert not ckpt._next(tmp_path / ckpt.MODEL_FILE).exists()
+    ckpt.save_tensors(ckpt._next(tmp_path / ckpt.MODEL_FILE), m.state_dict(), {"iteration": "10"})
+    ckpt.save_tensors(
+        ckpt._next(tmp_path / ckpt.OPTIM_FILE),
+        {"rng": torch.get_rng_state()},
+        {"iteration": "10", "param_groups": "[]"},
+    )
+    ckpt.write_json(tmp_path / ckpt.STATE_FILE, {"iteration": 10})
+    assert ckpt.load_weights(tmp_path, create_model("lite")) == 10  # killed after the commit: completed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
