@@ -17,6 +17,7 @@ from common import OUT, save
 from masquerade.faceset.augment import AugmentConfig
 from masquerade.faceset.dataset import SideData, load_side, sample_batch
 from masquerade.models import create_model
+from masquerade.train.loop import make_optimizer, memory_format
 from masquerade.train.losses import face_loss
 
 
@@ -30,9 +31,11 @@ def side() -> SideData:
 
 
 def speed(name: str, batch: int, steps: int, data: SideData) -> float:
-    model = create_model(name)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
     gen, cfg, dev = torch.Generator().manual_seed(0), AugmentConfig(), torch.device("cpu")
+    model = create_model(name)
+    layout = memory_format(model, dev)  # as the training loop does
+    model = model.to(dev, memory_format=layout)
+    opt = make_optimizer(model, 2e-4, dev)
     t = 0.0
     for i in range(steps + 1):
         if i == 1:
@@ -40,6 +43,7 @@ def speed(name: str, batch: int, steps: int, data: SideData) -> float:
         loss = 0
         for s in ("a", "b"):
             x, y, w, _ = sample_batch(data, batch, 64, 0.15, cfg, gen, dev)
+            x = x.contiguous(memory_format=layout)
             loss = loss + face_loss(model(x, s), y, w)
         opt.zero_grad()
         loss.backward()

@@ -53,6 +53,23 @@ def test_ssim_and_loss():
     assert face_loss(x, 1 - x, w).item() > 0.2
 
 
+def test_ssim_matches_the_reference_gaussian_convolution():
+    """The matrix-product blur equals the textbook 11x11 Gaussian window with reflect padding."""
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    k = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+
+    def blur(t):
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(t, (5,) * 4, mode="reflect"), k, groups=3)
+
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((2, 3, 64, 64), (1, 3, 24, 40)):
+        x, y = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
+        mx, my = blur(x), blur(y)
+        cov, vx, vy = blur(x * y) - mx * my, blur(x * x) - mx**2, blur(y * y) - my**2
+        ref = ((2 * mx * my + 1e-4) * (2 * cov + 9e-4)) / ((mx**2 + my**2 + 1e-4) * (vx + vy + 9e-4))
+        assert torch.allclose(ssim_map(x, y), ref.mean(1, keepdim=True), atol=1e-5)
+
+
 def test_registry_and_shapes():
     assert {"original", "lite"} <= set(list_models())
     with pytest.raises(InputError):

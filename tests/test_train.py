@@ -90,6 +90,19 @@ def test_resume_restores_optimizer_state_exactly(tmp_path, facesets):
     assert torch.equal(st[0]["exp_avg"], saved["state.0.exp_avg"])
 
 
+def test_stop_and_resume_trains_exactly_like_one_run(tmp_path, facesets):
+    """Weights, Adam moments (in the parameters' memory layout, which the fused step relies on) and the
+    sampling RNG all come back: 3 + 3 resumed iterations give the very weights of 6 in one go."""
+    cfg = dict(batch_size=4, save_every=100, preview_every=100)
+    train([facesets[0]], [facesets[1]], tmp_path / "one", TrainConfig(iterations=6, **cfg))
+    train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=3, **cfg))
+    train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=6, **cfg))
+    one, two = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("one", "two"))
+    assert one.keys() == two.keys()
+    for k in one:
+        assert torch.allclose(one[k], two[k], rtol=0, atol=1e-6), k
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, facesets, monkeypatch):
     out = tmp_path / "m"
     train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=2, batch_size=4, save_every=2))
@@ -133,7 +146,9 @@ def test_an_interrupted_save_is_rolled_back_or_forward(tmp_path):
     opt = torch.optim.Adam(m.parameters())
     ckpt.save_checkpoint(tmp_path, m, opt, {"iteration": 5}, torch.get_rng_state())
     ckpt.save_tensors(ckpt._next(tmp_path / ckpt.MODEL_FILE), m.state_dict(), {"iteration": "10"})
-    assert ckpt.load_weights(tmp_path, create_model("lite")) == 5  # killed before the commit: rolled back
+    assert ckpt.load_weights(tmp_path, create_model("lite")) == 5  # killed before the commit: the old weights
+    assert ckpt._next(tmp_path / ckpt.MODEL_FILE).exists()  # a reader changes nothing (training may be running)
+    ckpt.recover(tmp_path)  # the trainer, restarting, rolls the save back
     assert not ckpt._next(tmp_path / ckpt.MODEL_FILE).exists()
     ckpt.save_tensors(ckpt._next(tmp_path / ckpt.MODEL_FILE), m.state_dict(), {"iteration": "10"})
     ckpt.save_tensors(
@@ -142,5 +157,8 @@ def test_an_interrupted_save_is_rolled_back_or_forward(tmp_path):
         {"iteration": "10", "param_groups": "[]"},
     )
     ckpt.write_json(tmp_path / ckpt.STATE_FILE, {"iteration": 10})
-    assert ckpt.load_weights(tmp_path, create_model("lite")) == 10  # killed after the commit: completed
+    assert ckpt.load_weights(tmp_path, create_model("lite")) == 10  # killed after the commit: the new weights
+    assert ckpt._next(tmp_path / ckpt.MODEL_FILE).exists()
+    (tmp_path / ".model.x1y2.tmp.safetensors").write_bytes(b"half a file")  # left by a killed writer
+    ckpt.recover(tmp_path)  # the trainer completes the save and clears the debris
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]

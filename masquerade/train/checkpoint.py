@@ -1,8 +1,10 @@
 """Checkpoints: weights and optimizer state in safetensors, everything else in JSON; every write atomic.
 
 Loading never unpickles. Saving is journaled (see save_checkpoint): a kill -9 at any moment leaves weights,
-optimizer and state.json of one and the same iteration. Optimizer state is flattened to tensors
-(`state.<param>.<name>`) and its hyper-parameters go to the file's JSON metadata.
+optimizer and state.json of one and the same iteration. Readers (swap, evaluate, a look while training runs)
+never change the folder: only the trainer completes or discards an interrupted save (`recover`).
+Optimizer state is flattened to tensors (`state.<param>.<name>`); its hyper-parameters go to the file's
+JSON metadata.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from masquerade.core.atomic import atomic_path, write_json
+from masquerade.core.atomic import atomic_path, remove_stale_temps, write_json
 from masquerade.core.errors import InputError
 
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
+RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -55,23 +58,45 @@ def _next(path: Path) -> Path:
     return path.with_name(path.name + ".next")
 
 
+def _iteration_of(path: Path) -> str | None:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return (fh.metadata() or {}).get("iteration")
+    except (SafetensorError, OSError):
+        return None
+
+
 def recover(model_dir: Path) -> None:
-    """Finish a save that was interrupted after its commit point, or discard one interrupted before it."""
+    """For the trainer only: finish a save interrupted after its commit point, discard one interrupted
+    before it, and delete temporary files a killed process left behind."""
     model_dir = Path(model_dir)
     committed = str(load_state(model_dir).get("iteration", ""))
     for name in (OPTIM_FILE, MODEL_FILE):
         nxt = _next(model_dir / name)
         if not nxt.is_file():
             continue
-        try:
-            with safe_open(str(nxt), framework="pt") as fh:
-                it = (fh.metadata() or {}).get("iteration")
-        except (SafetensorError, OSError):
-            it = None
-        if it == committed:
+        if _iteration_of(nxt) == committed:
             os.replace(nxt, model_dir / name)
         else:
             nxt.unlink(missing_ok=True)
+    for folder in (model_dir, model_dir / "previews"):
+        remove_stale_temps(folder)
+
+
+def _read_committed(model_dir: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read `name` as of the last commit without touching the folder: the `.next` file when a save was
+    committed but its renames have not happened yet (or are happening now), else the file itself."""
+    path, nxt = Path(model_dir) / name, _next(Path(model_dir) / name)
+    committed = str(load_state(model_dir).get("iteration", ""))
+    if nxt.is_file() and _iteration_of(nxt) == committed:
+        try:
+            return _read(nxt)
+        except InputError:
+            if nxt.exists():
+                raise  # else it was renamed into place meanwhile: read that
+    if not path.is_file():
+        raise InputError(model_dir, f"model folder has no {name} (incomplete or never saved)")
+    return _read(path)
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -95,29 +120,36 @@ def load_config(model_dir: Path) -> dict:
 
 def load_weights(model_dir: Path, model: torch.nn.Module) -> int:
     """Load weights into `model` (strict); returns the iteration they were saved at."""
-    recover(model_dir)
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
-        raise InputError(model_dir, "model folder has no model.safetensors (incomplete or never saved)")
-    tensors, meta = _read(path)
+    tensors, meta = _read_committed(model_dir, MODEL_FILE)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
-        raise InputError(path, f"weights do not fit the configured architecture ({str(exc).splitlines()[0]})") from None
+        raise InputError(
+            Path(model_dir) / MODEL_FILE, f"weights do not fit the configured architecture ({str(exc).splitlines()[0]})"
+        ) from None
     return int(meta.get("iteration", 0))
 
 
 def load_optimizer(model_dir: Path, optimizer: torch.optim.Optimizer) -> tuple[int, torch.Tensor | None]:
     """Restore optimizer state; returns (iteration, rng state)."""
-    recover(model_dir)
-    tensors, meta = _read(Path(model_dir) / OPTIM_FILE)
+    tensors, meta = _read_committed(model_dir, OPTIM_FILE)
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = value
     groups = json.loads(meta["param_groups"])
+    for saved, live in zip(groups, optimizer.param_groups, strict=False):  # load_state_dict checks counts
+        for key in RUNTIME_KEYS:  # how the step runs is this run's choice, not the file's
+            if key in live:
+                saved[key] = live[key]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for name, value in st.items():  # fused kernels read moments in the parameter's memory layout
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    st[name] = torch.empty_like(p).copy_(value)
     return int(meta.get("iteration", 0)), tensors.get("rng")
 
 

@@ -90,6 +90,19 @@ def build_model(config: dict) -> torch.nn.Module:
     return create_model(config["model"], size=config["size"], mask=config["mask"])
 
 
+def memory_format(model: torch.nn.Module, device: torch.device) -> torch.memory_format:
+    """Channels-last where it is faster: on GPUs (tensor cores), and on CPUs for narrow models. Measured on
+    a 2-core CPU, full training step: `lite` (4 M parameters) +20-25%; `original` (82 M) -15% at batch 16."""
+    narrow = sum(p.numel() for p in model.parameters()) < 20_000_000
+    return torch.channels_last if device.type == "cuda" or narrow else torch.contiguous_format
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with the seed's betas; the fused kernel where there is one (7x faster than the default on a CPU)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), fused=fused)
+
+
 def _to_image(t: torch.Tensor) -> np.ndarray:
     return (t[:3].clamp(0, 1).permute(1, 2, 0).cpu().numpy()[..., ::-1] * 255 + 0.5).astype(np.uint8)
 
@@ -133,6 +146,7 @@ def train(
         raise InputError(model_dir, "model path exists and is not a folder")
     resume = (model_dir / ckpt.CONFIG_FILE).is_file()
     if resume:
+        ckpt.recover(model_dir)  # complete or discard a save a kill interrupted; drop its temporary files
         stored = ckpt.load_config(model_dir)
         for k in ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
             setattr(cfg, k, stored[k])
@@ -146,8 +160,9 @@ def train(
     data_a = load_side(faceset_a, work, cfg.holdout_every)
     data_b = load_side(faceset_b, work, cfg.holdout_every)
     config = stored if resume else _config_dict(cfg, faceset_a, faceset_b, data_a, data_b)
-    model = build_model(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    model = build_model(config)
+    model = model.to(device, memory_format=memory_format(model, device))
+    opt = make_optimizer(model, cfg.lr, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"iteration": 0, "samples": 0, "seconds": 0.0, "loss_history": []}
     if resume:
@@ -158,7 +173,7 @@ def train(
                 gen.set_state(rng)
             if it_o != it_w:
                 print(f"warning: optimizer state is from iteration {it_o}, weights from {it_w}; moments reset")
-                opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+                opt = make_optimizer(model, cfg.lr, device)
         state = ckpt.load_state(model_dir)
         state["iteration"] = it_w
         for g in opt.param_groups:  # a new --lr applies on resume
@@ -171,8 +186,7 @@ def train(
     cuda = device.type == "cuda"
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    layout = memory_format(model, device)
     step_model = torch.compile(model) if cfg.compile else model
     prev_a = fixed_batch(data_a, 4, cfg.size, cfg.padding).to(device)
     prev_b = fixed_batch(data_b, 4, cfg.size, cfg.padding).to(device)
@@ -207,8 +221,7 @@ def train(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
                 for side, data in (("a", data_a), ("b", data_b)):
                     x, y, w, m = sample_batch(data, cfg.batch_size, cfg.size, cfg.padding, cfg.augment, gen, device)
-                    if cuda:
-                        x = x.contiguous(memory_format=torch.channels_last)
+                    x = x.contiguous(memory_format=layout)
                     pred = step_model(x, side).float()
                     losses.append(face_loss(pred, y, w, cfg.ssim_weight, m if config["mask"] else None))
             loss = losses[0] + losses[1]
