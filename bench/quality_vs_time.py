@@ -1,8 +1,8 @@
 """The project's key curve: swap quality against CPU-minutes of training.
 
-For each identity pair, extract both clips, train `lite` cumulatively to each budget (default 5, 10, 20
-minutes), and at each point swap the first frames of A's clip to B's face and evaluate: ID win rate,
-distances, landmark error, pose error, and SSIM/PSNR of A->A and B->B on held-out faces.
+For each identity pair, extract both clips, train a model (`train`'s defaults unless told) cumulatively to
+each budget (default 5, 10, 20 minutes), and at each point swap the first frames of A's clip to B's face and
+evaluate: ID win rate, distances, landmark error, pose error, and SSIM/PSNR of A->A and B->B on held-out faces.
 Run: python bench/quality_vs_time.py [--pairs d18:d19,d6:d3] [--minutes 5,10,20] [--frames 90]
 Figures only; nothing is asserted. Results: bench/out/quality_vs_time.json.
 """
@@ -16,6 +16,7 @@ from common import OUT, clip, save
 
 from masquerade.evaluate.report import evaluate_swap, reconstruction
 from masquerade.faceset.extract import ExtractOptions, extract
+from masquerade.models import default_lr
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import swap_video
 from masquerade.train.loop import TrainConfig, train
@@ -48,11 +49,14 @@ def main() -> None:
     ap.add_argument("--pairs", default="d18:d19,d6:d3")
     ap.add_argument("--minutes", default="5,10,20", help="cumulative training budgets")
     ap.add_argument("--frames", type=int, default=90, help="frames of A swapped and evaluated at each point")
-    ap.add_argument("--model", default="lite")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    d = TrainConfig()
+    ap.add_argument("--model", default=d.model)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--lr", type=float, help="default: the model's own")
+    ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     args = ap.parse_args()
+    args.lr = args.lr or default_lr(args.model)
     budgets = [float(m) for m in args.minutes.split(",")]
     results: dict = {"settings": vars(args), "pairs": {}}
     for pair in args.pairs.split(","):
@@ -79,6 +83,7 @@ def main() -> None:
                     minutes=m - done,
                     batch_size=args.batch_size,
                     lr=args.lr,
+                    anneal=args.anneal,
                     save_every=500,
                     preview_every=500,
                 ),
@@ -94,14 +99,14 @@ def main() -> None:
             }
             row["wall_seconds"] = round(time.monotonic() - t, 1)  # this step: training plus evaluation
             curve.append(row)
+            results["pairs"][pair] = curve
+            save(f"quality_vs_time{args.tag}", results)  # after every point: a stopped run keeps what it measured
             print(
                 f"{pair} {m:5.1f} min it {res.iteration:6d}  ID win {row['id_win_rate']:.2f}  "
                 f"d_target {row['dist_target']:.3f}  d_orig {row['dist_original']:.3f}  "
                 f"lmk {row['landmark_error']:.3f}  SSIM a/b {row['ssim_a']:.3f}/{row['ssim_b']:.3f}",
                 flush=True,
             )
-        results["pairs"][pair] = curve
-        save(f"quality_vs_time{args.tag}", results)
     print(f"saved {save(f'quality_vs_time{args.tag}', results)}")
 
 

@@ -63,7 +63,12 @@ def main() -> None:
         for b in map(int, args.batches.split(",")):
             res[f"{name} batch {b}"] = round(speed(name, b, args.steps, data), 1)
             print(f"{name:9s} batch {b:3d}: {res[f'{name} batch {b}']:7.1f} samples/s", flush=True)
-    save("train_speed", {"samples_per_s": res})
+    ratios = {}
+    for b in map(int, args.batches.split(",")):
+        if f"lite batch {b}" in res and f"original batch {b}" in res:
+            ratios[f"lite / original, batch {b}"] = round(res[f"lite batch {b}"] / res[f"original batch {b}"], 1)
+            print(f"lite / original at batch {b}: {ratios[f'lite / original, batch {b}']}x")
+    save("train_speed", {"samples_per_s": res, "speedup": ratios})
 
 
 if __name__ == "__main__":

@@ -36,6 +36,13 @@ def _nonneg(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
 # -- extract ---------------------------------------------------------------------------------------------
 def add_extract(sub) -> None:
     p = sub.add_parser(
@@ -112,8 +119,10 @@ def run_extract(args) -> int:
 
 # -- train -----------------------------------------------------------------------------------------------
 def add_train(sub) -> None:
-    from masquerade.models import list_models
+    from masquerade.models import default_lr, list_models
+    from masquerade.train.loop import TrainConfig
 
+    d = TrainConfig()  # the defaults live in one place
     p = sub.add_parser(
         "train",
         help="train a face-swap model for two identities",
@@ -126,30 +135,47 @@ def add_train(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder (created or resumed)")
     p.add_argument(
         "--model",
-        default="lite",
+        default=d.model,
         choices=list_models(),
         help="architecture: lite (CPU-friendly, default) or original (the seed's 82 M network)",
     )
-    p.add_argument("--size", type=_positive, default=64, help="model input/output size in pixels (default 64)")
+    p.add_argument("--size", type=_positive, default=d.size, help=f"model input/output size in pixels ({d.size})")
     p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
-    p.add_argument("--batch-size", type=_positive, default=16, help="faces per side per step (default 16)")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    p.add_argument(
+        "--batch-size", type=_positive, default=d.batch_size, help=f"faces per side per step ({d.batch_size})"
+    )
+    rates = ", ".join(f"{m} {default_lr(m):g}" for m in list_models())
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: the model's own: {rates})")
+    p.add_argument(
+        "--anneal",
+        type=_fraction,
+        default=d.anneal,
+        metavar="F",
+        help="with --minutes or --iterations, lower the learning rate along a cosine over the last F of the run "
+        f"(default {d.anneal:g}: constant)",
+    )
     p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
     p.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of this run")
-    p.add_argument("--save-every", type=_positive, default=250, metavar="N", help="save every N iterations (250)")
+    p.add_argument(
+        "--save-every",
+        type=_positive,
+        default=d.save_every,
+        metavar="N",
+        help=f"save every N iterations ({d.save_every})",
+    )
     p.add_argument(
         "--preview-every",
         type=_positive,
-        default=250,
+        default=d.preview_every,
         metavar="N",
-        help="write previews/NNNNNNN.png every N iterations (250)",
+        help=f"write previews/NNNNNNN.png every N iterations ({d.preview_every})",
     )
     p.add_argument(
         "--resume",
         action="store_true",
         help="insist on resuming: fail if MODEL holds no saved model (resuming is the default when it does)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
     p.add_argument("--threads", type=_nonneg, default=0, help="CPU threads (default 0: all cores)")
@@ -167,6 +193,7 @@ def run_train(args) -> int:
         mask=args.mask,
         batch_size=args.batch_size,
         lr=args.lr,
+        anneal=args.anneal,
         iterations=args.iterations,
         minutes=args.minutes,
         save_every=args.save_every,

@@ -67,7 +67,8 @@ def model_dir(tmp_path_factory, facesets) -> Path:
     from masquerade.train.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("models") / "m"
-    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=30, save_every=30, preview_every=30))
+    cfg = TrainConfig(iterations=30, save_every=30, preview_every=30, anneal=0.2)
+    train([facesets[0]], [facesets[1]], out, cfg)
     return out
 
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from masquerade.train import checkpoint as ckpt
 from masquerade.train import loop
-from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, train
+from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, lr_at, train
 
 from .conftest import kill_9_when
 
@@ -35,6 +35,15 @@ def test_model_folder_contents_and_losses_fall(model_dir):
     assert hist[-1][1] < hist[0][1] and hist[-1][2] < hist[0][2]  # both sides' losses fall
     log = [json.loads(x) for x in (model_dir / "log.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in log] == [10, 20, 30]
+    # a 30-iteration run anneals its learning rate over its last 20%: full at 10 and 20, low at 30
+    assert log[0]["lr"] == log[1]["lr"] == cfg["lr"] and log[2]["lr"] < 0.2 * cfg["lr"]
+
+
+def test_lr_schedule():
+    assert lr_at(0.0, 1.0, 0.2) == lr_at(0.8, 1.0, 0.2) == 1.0
+    steps = [lr_at(p / 100, 1.0, 0.2) for p in range(80, 101)]
+    assert all(a > b for a, b in zip(steps, steps[1:], strict=False)) and steps[-1] == pytest.approx(0.05)
+    assert lr_at(1.0, 1.0, 0.0) == 1.0  # anneal 0: constant
 
 
 def test_weights_load_back_bit_exact(model_dir):
@@ -93,7 +102,7 @@ def test_resume_restores_optimizer_state_exactly(tmp_path, facesets):
 def test_stop_and_resume_trains_exactly_like_one_run(tmp_path, facesets):
     """Weights, Adam moments (in the parameters' memory layout, which the fused step relies on) and the
     sampling RNG all come back: 3 + 3 resumed iterations give the very weights of 6 in one go."""
-    cfg = dict(batch_size=4, save_every=100, preview_every=100)
+    cfg = dict(batch_size=4, save_every=100, preview_every=100, anneal=0.0)  # one schedule for both
     train([facesets[0]], [facesets[1]], tmp_path / "one", TrainConfig(iterations=6, **cfg))
     train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=3, **cfg))
     train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=6, **cfg))

@@ -1,19 +1,31 @@
-"""A registry of model builders keyed by name (as in timm): `@register_model("name")` then `create_model`."""
+"""A registry of model builders keyed by name (as in timm): `@register_model("name", lr=...)` then `create_model`.
+
+Each entry also carries the model's training defaults that depend on it (its learning rate), so `train`
+picks a rate that was measured for that network rather than one rate for a 4 M and an 82 M model.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
 from masquerade.core.errors import InputError
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelEntry:
+    build: Callable[..., nn.Module]
+    lr: float  # default Adam learning rate for this network
 
 
-def register_model(name: str) -> Callable:
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, lr: float) -> Callable:
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = fn
+        _REGISTRY[name] = ModelEntry(fn, lr)
         return fn
 
     return wrap
@@ -23,7 +35,15 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def model_entry(name: str) -> ModelEntry:
     if name not in _REGISTRY:
         raise InputError("--model", f"unknown model {name!r} (choose from {', '.join(list_models())})")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    return model_entry(name).build(**kwargs)
+
+
+def default_lr(name: str) -> float:
+    return model_entry(name).lr
