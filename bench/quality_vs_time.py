@@ -16,7 +16,7 @@ from common import OUT, clip, save
 
 from masquerade.evaluate.report import evaluate_swap, reconstruction
 from masquerade.faceset.extract import ExtractOptions, extract
-from masquerade.models import default_lr
+from masquerade.models import model_entry
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import swap_video
 from masquerade.train.loop import TrainConfig, train
@@ -51,12 +51,13 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=90, help="frames of A swapped and evaluated at each point")
     d = TrainConfig()
     ap.add_argument("--model", default=d.model)
-    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--batch-size", type=int, help="default: the model's own")
     ap.add_argument("--lr", type=float, help="default: the model's own")
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     args = ap.parse_args()
-    args.lr = args.lr or default_lr(args.model)
+    args.lr = args.lr or model_entry(args.model).lr
+    args.batch_size = args.batch_size or model_entry(args.model).batch_size
     budgets = [float(m) for m in args.minutes.split(",")]
     results: dict = {"settings": vars(args), "pairs": {}}
     for pair in args.pairs.split(","):

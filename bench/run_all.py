@@ -30,7 +30,8 @@ SETTINGS = (("model", "lite"), ("batch_size", 16), ("lr", 2e-4), ("anneal", 0)) 
 def table(results: dict) -> str:
     m = results["machine"]
     lines = [
-        f"Measured {results['date']} on {m['cpus']} CPU cores ({m['cpu']}), torch {m['torch']}, "
+        f"Collected {results['date']} (each figure from its script's last run) on {m['cpus']} CPU cores "
+        f"({m['cpu']}), torch {m['torch']}, "
         f"{m['threads']} threads, no GPU.",
         "",
         "| stage | measure | value |",
@@ -77,16 +78,20 @@ def table(results: dict) -> str:
             "landmark err. | SSIM A->A / B->B |",
             "|---|---|---|---|---|---|---|---|",
         ]
+        rows = []
         for run in runs:
             st = run.get("settings", {})
-            how = ", ".join(f"{st.get(k, d):g}" if k != "model" else st.get(k, d) for k, d in SETTINGS)
+            key = tuple(st.get(k, d) for k, d in SETTINGS)
+            how = ", ".join(f"{v:g}" if isinstance(v, float | int) else v for v in key)
             for pair, curve in run["pairs"].items():
                 for p in curve:
-                    lines.append(
-                        f"| {pair} | {how} | {p['minutes']:g} | {p['iteration']} | {p['id_win_rate']:.0%} | "
-                        f"{p['dist_target']:.3f} / {p['dist_original']:.3f} | {p['landmark_error']:.3f} | "
-                        f"{p['ssim_a']:.3f} / {p['ssim_b']:.3f} |"
-                    )
+                    rows.append(((pair, key, p["minutes"]), how, p))
+        for (pair, _, minutes), how, p in sorted(rows, key=lambda r: r[0]):
+            lines.append(
+                f"| {pair} | {how} | {minutes:g} | {p['iteration']} | {p['id_win_rate']:.0%} | "
+                f"{p['dist_target']:.3f} / {p['dist_original']:.3f} | {p['landmark_error']:.3f} | "
+                f"{p['ssim_a']:.3f} / {p['ssim_b']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

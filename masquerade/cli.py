@@ -119,7 +119,7 @@ def run_extract(args) -> int:
 
 # -- train -----------------------------------------------------------------------------------------------
 def add_train(sub) -> None:
-    from masquerade.models import default_lr, list_models
+    from masquerade.models import list_models, model_entry
     from masquerade.train.loop import TrainConfig
 
     d = TrainConfig()  # the defaults live in one place
@@ -141,11 +141,21 @@ def add_train(sub) -> None:
     )
     p.add_argument("--size", type=_positive, default=d.size, help=f"model input/output size in pixels ({d.size})")
     p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
+    own = {m: model_entry(m) for m in list_models()}
     p.add_argument(
-        "--batch-size", type=_positive, default=d.batch_size, help=f"faces per side per step ({d.batch_size})"
+        "--batch-size",
+        type=_positive,
+        help="faces per side per step (default: the model's own: "
+        + ", ".join(f"{m} {e.batch_size}" for m, e in own.items())
+        + ")",
     )
-    rates = ", ".join(f"{m} {default_lr(m):g}" for m in list_models())
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: the model's own: {rates})")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="Adam learning rate (default: the model's own: "
+        + ", ".join(f"{m} {e.lr:g}" for m, e in own.items())
+        + ")",
+    )
     p.add_argument(
         "--anneal",
         type=_fraction,

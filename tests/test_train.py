@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from masquerade.models import model_entry
 from masquerade.train import checkpoint as ckpt
 from masquerade.train import loop
 from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, lr_at, train
@@ -28,6 +29,8 @@ def test_model_folder_contents_and_losses_fall(model_dir):
         assert (model_dir / name).exists(), name
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["model"] == "lite" and cfg["size"] == 64 and len(cfg["identity"]["a"]) == 128
+    lite = model_entry("lite")  # unset lr and batch size come from the model's registry entry
+    assert (cfg["lr"], cfg["batch_size"]) == (lite.lr, lite.batch_size)
     assert cfg["faces"] == {"a": 33, "b": 38}  # 36 and 42 faces, every 10th id held out
     state = json.loads((model_dir / "state.json").read_text())
     hist = state["loss_history"]
@@ -169,5 +172,6 @@ def test_an_interrupted_save_is_rolled_back_or_forward(tmp_path):
     assert ckpt.load_weights(tmp_path, create_model("lite")) == 10  # killed after the commit: the new weights
     assert ckpt._next(tmp_path / ckpt.MODEL_FILE).exists()
     (tmp_path / ".model.x1y2.tmp.safetensors").write_bytes(b"half a file")  # left by a killed writer
+    (tmp_path / ".tmpAb12Cd").write_bytes(b"half a file")  # left by safetensors inside a killed writer
     ckpt.recover(tmp_path)  # the trainer completes the save and clears the debris
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]

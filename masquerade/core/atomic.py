@@ -43,7 +43,10 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
     """Delete temporary files that a killed writer left in `folder`. Only for the folder's one writer,
     at its start: another process's write in progress would lose its temporary file."""
     folder = Path(folder)
-    stale = [p for p in folder.glob(f".*{TEMP_MARK}*") if p.is_file()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return 0
+    # ours, and safetensors' own (it writes through a `.tmpXXXXXX` file of Rust's tempfile crate)
+    stale = {p for pattern in (f".*{TEMP_MARK}*", f"{TEMP_MARK}*") for p in folder.glob(pattern) if p.is_file()}
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

@@ -1,6 +1,6 @@
 """Models, built by name from a registry: `create_model("lite")`."""
 
 from masquerade.models import original  # noqa: F401  (registers "original" and "lite")
-from masquerade.models.registry import create_model, default_lr, list_models, register_model
+from masquerade.models.registry import create_model, list_models, model_entry, register_model
 
-__all__ = ["create_model", "default_lr", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "model_entry", "register_model"]

@@ -69,14 +69,15 @@ class AutoEncoder(nn.Module):
         return self.decoder(side)(self.encoder(x))
 
 
-@register_model("original", lr=5e-5)
+@register_model("original", lr=5e-5, batch_size=16)
 def original(size: int = 64, mask: bool = False) -> AutoEncoder:
     """Exactly the seed's network (about 82 M parameters with two decoders), with the seed's learning rate."""
     return AutoEncoder(size, (128, 256, 512, 1024), 1024, 512, (256, 128, 64), mask)
 
 
-@register_model("lite", lr=5e-4)
+@register_model("lite", lr=5e-4, batch_size=8)
 def lite(size: int = 64, mask: bool = False) -> AutoEncoder:
     """Same structure, about a fifth of the channels: 4.4 M parameters, >10x faster to train on a CPU.
-    Its learning rate is the best of a sweep by swap quality after 5 and 10 CPU-minutes (bench/results.md)."""
+    Its learning rate and batch size are the best of a sweep by swap quality after 5 and 10 CPU-minutes
+    (bench/results.md): small batches at a high rate make the most of a CPU's minutes."""
     return AutoEncoder(size, (24, 48, 96, 192), 384, 96, (64, 48, 32), mask)

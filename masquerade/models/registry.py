@@ -1,7 +1,7 @@
-"""A registry of model builders keyed by name (as in timm): `@register_model("name", lr=...)` then `create_model`.
+"""A registry of model builders keyed by name (as in timm): `@register_model("name", ...)` then `create_model`.
 
-Each entry also carries the model's training defaults that depend on it (its learning rate), so `train`
-picks a rate that was measured for that network rather than one rate for a 4 M and an 82 M model.
+Each entry also carries the training defaults that depend on the network (learning rate, batch size), so
+`train` uses settings measured for that network rather than one setting for a 4 M and an 82 M model.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from masquerade.core.errors import InputError
 class ModelEntry:
     build: Callable[..., nn.Module]
     lr: float  # default Adam learning rate for this network
+    batch_size: int  # default faces per side per step
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, lr: float) -> Callable:
+def register_model(name: str, lr: float, batch_size: int) -> Callable:
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = ModelEntry(fn, lr)
+        _REGISTRY[name] = ModelEntry(fn, lr, batch_size)
         return fn
 
     return wrap
@@ -43,7 +44,3 @@ def model_entry(name: str) -> ModelEntry:
 
 def create_model(name: str, **kwargs) -> nn.Module:
     return model_entry(name).build(**kwargs)
-
-
-def default_lr(name: str) -> float:
-    return model_entry(name).lr

@@ -25,7 +25,7 @@ from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.faceset.augment import AugmentConfig
 from masquerade.faceset.dataset import SideData, fixed_batch, load_side, sample_batch
-from masquerade.models import create_model, default_lr
+from masquerade.models import create_model, model_entry
 from masquerade.train import checkpoint as ckpt
 from masquerade.train.losses import face_loss
 
@@ -38,8 +38,8 @@ class TrainConfig:
     size: int = 64
     padding: float = 0.15  # the model's crop around the mean face (inner face plus a margin)
     mask: bool = False
-    batch_size: int = 16
-    lr: float | None = None  # None: the model's own default (models/registry)
+    batch_size: int | None = None  # None: the model's own default (models/registry)
+    lr: float | None = None  # None: the model's own default
     anneal: float = 0.0  # share of a run with a known end (--minutes/--iterations) whose lr is annealed
     ssim_weight: float = 1.0
     iterations: int | None = None  # total, counted across resumes
@@ -165,8 +165,9 @@ def train(
         for k in ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
             setattr(cfg, k, stored[k])
         cfg.holdout_every = stored.get("holdout_every", cfg.holdout_every)
-    if cfg.lr is None:
-        cfg.lr = default_lr(cfg.model)
+    entry = model_entry(cfg.model)
+    cfg.lr = cfg.lr or entry.lr
+    cfg.batch_size = cfg.batch_size or entry.batch_size
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
