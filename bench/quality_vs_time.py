@@ -16,7 +16,6 @@ from common import OUT, clip, save
 
 from masquerade.evaluate.report import evaluate_swap, reconstruction
 from masquerade.faceset.extract import ExtractOptions, extract
-from masquerade.models import model_entry
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import swap_video
 from masquerade.train.loop import TrainConfig, train
@@ -56,8 +55,8 @@ def main() -> None:
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     args = ap.parse_args()
-    args.lr = args.lr or model_entry(args.model).lr
-    args.batch_size = args.batch_size or model_entry(args.model).batch_size
+    own = TrainConfig(model=args.model, batch_size=args.batch_size, lr=args.lr).with_model_defaults()
+    args.lr, args.batch_size = own.lr, own.batch_size  # recorded in the results as used
     budgets = [float(m) for m in args.minutes.split(",")]
     results: dict = {"settings": vars(args), "pairs": {}}
     for pair in args.pairs.split(","):

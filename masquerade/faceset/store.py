@@ -188,12 +188,18 @@ class FaceSet:
         return int(self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def __iter__(self) -> Iterator[FaceRecord]:
+        return self._records()
+
+    def _records(self, source: str | None = None) -> Iterator[FaceRecord]:
+        """Every indexed face, or those of one source path (filtered in SQL, not decoded and dropped)."""
         q = (
             "SELECT f.id, s.path, f.frame_index, f.face_index, f.time, f.file, f.x0, f.y0, f.x1, f.y1, f.score,"
             " f.landmarks, f.matrix, f.embedding, f.blur, f.yaw, f.pitch, f.roll"
-            " FROM faces f JOIN sources s ON s.id = f.source_id ORDER BY f.source_id, f.frame_index, f.face_index"
+            " FROM faces f JOIN sources s ON s.id = f.source_id"
+            + (" WHERE s.path = ?" if source is not None else "")
+            + " ORDER BY f.source_id, f.frame_index, f.face_index"
         )
-        for r in self.db.execute(q):
+        for r in self.db.execute(q, () if source is None else (source,)):
             yield FaceRecord(
                 id=r[0],
                 source=r[1],
@@ -215,18 +221,17 @@ class FaceSet:
         skip detection on frames that `extract` already analysed."""
         path = str(Path(source).resolve())
         out: dict[int, list[Face]] = {}
-        for r in self:
-            if r.source == path:
-                face = Face(
-                    bbox=r.bbox,
-                    score=r.score,
-                    landmarks=r.landmarks,
-                    matrix=r.matrix,
-                    embedding=r.embedding,
-                    blur=r.blur,
-                    pose=r.pose,
-                )
-                out.setdefault(r.frame_index, []).append(face)
+        for r in self._records(path):
+            face = Face(
+                bbox=r.bbox,
+                score=r.score,
+                landmarks=r.landmarks,
+                matrix=r.matrix,
+                embedding=r.embedding,
+                blur=r.blur,
+                pose=r.pose,
+            )
+            out.setdefault(r.frame_index, []).append(face)
         for (frame_index,) in self.db.execute(
             "SELECT f.frame_index FROM frames f JOIN sources s ON s.id = f.source_id WHERE s.path=? AND f.faces=0",
             (path,),

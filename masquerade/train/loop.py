@@ -53,6 +53,11 @@ class TrainConfig:
     threads: int = 0  # CPU threads (0: all cores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def with_model_defaults(self) -> TrainConfig:
+        """A copy with the settings left unset (lr, batch size) taken from the model's registry entry."""
+        entry = model_entry(self.model)
+        return replace(self, lr=self.lr or entry.lr, batch_size=self.batch_size or entry.batch_size)
+
 
 class TrainingDiverged(MasqueradeError):
     exit_code = 3
@@ -165,9 +170,7 @@ def train(
         for k in ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
             setattr(cfg, k, stored[k])
         cfg.holdout_every = stored.get("holdout_every", cfg.holdout_every)
-    entry = model_entry(cfg.model)
-    cfg.lr = cfg.lr or entry.lr
-    cfg.batch_size = cfg.batch_size or entry.batch_size
+    cfg = cfg.with_model_defaults()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -178,7 +181,8 @@ def train(
     data_b = load_side(faceset_b, work, cfg.holdout_every)
     config = stored if resume else _config_dict(cfg, faceset_a, faceset_b, data_a, data_b)
     model = build_model(config)
-    model = model.to(device, memory_format=memory_format(model, device))
+    layout = memory_format(model, device)
+    model = model.to(device, memory_format=layout)
     opt = make_optimizer(model, cfg.lr, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"iteration": 0, "samples": 0, "seconds": 0.0, "loss_history": []}
@@ -201,7 +205,6 @@ def train(
     cuda = device.type == "cuda"
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
-    layout = memory_format(model, device)
     step_model = torch.compile(model) if cfg.compile else model
     prev_a = fixed_batch(data_a, 4, cfg.size, cfg.padding).to(device)
     prev_b = fixed_batch(data_b, 4, cfg.size, cfg.padding).to(device)
