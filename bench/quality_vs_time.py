@@ -17,13 +17,13 @@ from common import OUT, clip, save
 from masquerade.evaluate.report import evaluate_swap, reconstruction
 from masquerade.faceset.extract import ExtractOptions, extract
 from masquerade.swap.pipeline import SwapOptions, Swapper
-from masquerade.swap.run import swap_video
+from masquerade.swap.run import VideoOptions, swap_video
 from masquerade.train.loop import TrainConfig, train
 
 
 def point(model, a, frames: int, work) -> dict:
     swapped = work / "swapped.mp4"
-    swap_video(Swapper(model, SwapOptions(to="b")), a, swapped, end=f"{frames}f")
+    swap_video(Swapper(model, SwapOptions(to="b")), a, swapped, VideoOptions(end=f"{frames}f"))
     ev = evaluate_swap(swapped, a, model, max_frames=frames)
     s = ev["summary"]
     rec = reconstruction(model)

@@ -14,7 +14,7 @@ from common import OUT, clip, save
 
 from masquerade.faceset.extract import ExtractOptions, extract
 from masquerade.swap.pipeline import SwapOptions, Swapper
-from masquerade.swap.run import swap_video
+from masquerade.swap.run import VideoOptions, swap_video
 from masquerade.train.loop import TrainConfig, train
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     for name in args.models.split(","):
         sw = Swapper(model_for(name), SwapOptions(to="b"))
         t = time.perf_counter()
-        rep = swap_video(sw, clip("d18"), OUT / f"swap_speed_{name}.mp4", end=f"{args.frames}f")
+        rep = swap_video(sw, clip("d18"), OUT / f"swap_speed_{name}.mp4", VideoOptions(end=f"{args.frames}f"))
         fps = rep.frames / (time.perf_counter() - t)
         res[f"480x480 d18 {name}"] = round(fps, 2)
         print(f"{name:9s} 480x480: {fps:5.2f} frames/s", flush=True)

@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 from common import DATA, OUT, clip, save
 
+from masquerade.evaluate.metrics import psnr
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.media import VideoWriter, read_frames
+from masquerade.media import VideoWriter, read_frames, write_image
 from masquerade.provenance import watermark as wm
 from masquerade.provenance.verify import verify_file
 from masquerade.swap.pipeline import SwapOptions, Swapper
@@ -37,8 +38,7 @@ class RecordingSwapper(Swapper):
         t = time.perf_counter()
         out = super()._mark(frame, box, region)
         self.embed_s.append(time.perf_counter() - t)
-        mse = np.mean((out.astype(np.float64) - frame) ** 2)
-        self.psnr.append(float("inf") if mse == 0 else 10 * np.log10(255**2 / mse))
+        self.psnr.append(psnr(out, frame, peak=255))
         return out
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     work = OUT / "watermark"
     work.mkdir(parents=True, exist_ok=True)
-    fa = FaceAnalyzer(detector="hog", embeddings=False)
+    fa = FaceAnalyzer(detector="hog")
 
     sw = RecordingSwapper(args.model_dir, SwapOptions(to="b"))
     frames = [f.image for f in read_frames(clip("d18"))]
@@ -121,7 +121,7 @@ def main() -> None:
     hits = sig_ok = 0
     for k, f in enumerate(swapped):
         p = jdir / f"{k:04d}.jpg"
-        cv2.imwrite(str(p), f, [cv2.IMWRITE_JPEG_QUALITY, 50])
+        write_image(p, f, quality=50)
         r = verify_file(p, analyzer=fa)
         hits += r.frames_marked
         sig_ok += r.marked

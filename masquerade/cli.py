@@ -1,20 +1,22 @@
 """The `masquerade` command: one sub-command per stage; thin (parse, call the library, show progress).
 
+Option defaults come from the library's option dataclasses. Only the chosen sub-command's options are
+built, and each imports what it needs when it runs: `verify` never loads torch.
 Errors the user can fix print as one line `masquerade: error: FILE: reason` and exit with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from masquerade import __version__
 from masquerade.core.errors import InputError, MasqueradeError
+from masquerade.core.types import Progress
 
 POLICY = (
     "Use only faces you have consent for. Every output of `swap` carries an invisible watermark and a "
@@ -22,69 +24,109 @@ POLICY = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a rejected option is one line (naming the option and the reason), exit code 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
     return value
 
 
 def _nonneg(text: str) -> int:
     value = int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0 (got {text})")
     return value
 
 
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {text})")
     return value
 
 
+def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
+    """A tqdm bar driven by the library's one progress shape; returns (callback, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+    def update(done: int, total: int | None, info: dict) -> None:
+        if total is not None:
+            bar.total = total
+        if bar.n == 0 and done > 1:  # resumed work: start the bar where it is
+            bar.n = done - 1
+        bar.update(done - bar.n)
+        shown = {}
+        for key, label, fmt in (
+            ("faces", "faces", "{}"),
+            ("loss_a", "loss_a", "{:.4f}"),
+            ("loss_b", "loss_b", "{:.4f}"),
+            ("samples_per_s", "samples/s", "{:.0f}"),
+            ("mfu", "MFU", "{:.1%}"),
+        ):
+            if key in info:
+                shown[label] = fmt.format(info[key])
+        if info.get("deadline", math.inf) != math.inf:  # --minutes: the time left (tqdm's ETA covers a total)
+            shown["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
+        if shown:
+            bar.set_postfix(shown, refresh=False)
+
+    return update, bar.close
+
+
 # -- extract ---------------------------------------------------------------------------------------------
-def add_extract(sub) -> None:
-    p = sub.add_parser(
-        "extract",
-        help="find, align and index the faces in videos, images or folders",
-        description="Find every face in SRC (videos, images, folders of images), align it to a square crop "
-        "and index it in FACESET/faceset.db. Re-running on the same SRC resumes where it stopped.",
-    )
+def add_extract(p: argparse.ArgumentParser) -> None:
+    from masquerade.faceset.extract import ExtractOptions
+
+    d = ExtractOptions()
     p.add_argument("src", nargs="+", metavar="SRC", help="videos, images or folders of images")
     p.add_argument("-o", "--output", required=True, metavar="FACESET", help="face set folder (created or resumed)")
-    p.add_argument("--every", type=_positive, default=1, metavar="N", help="use every Nth frame (default 1)")
-    p.add_argument("--size", type=_positive, default=256, help="side of the aligned crops in pixels (default 256)")
+    p.add_argument("--every", type=_positive, default=d.every, metavar="N", help=f"use every Nth frame ({d.every})")
+    p.add_argument("--size", type=_positive, default=d.size, help=f"side of the aligned crops in pixels ({d.size})")
     p.add_argument(
         "--detector",
         choices=["auto", "hog", "cnn"],
-        default="auto",
-        help="auto: HOG, then the CNN where HOG finds nothing (default); hog: fast; cnn: accurate, slow",
+        default=d.detector,
+        help=f"auto: HOG, then the CNN where HOG finds nothing; hog: fast; cnn: accurate, slow ({d.detector})",
     )
     p.add_argument(
         "--min-face",
         type=_positive,
-        default=40,
+        default=d.min_face,
         metavar="PX",
-        help="smallest face to find and keep, in pixels (default 40; larger is faster)",
+        help=f"smallest face to find and keep, in pixels ({d.min_face}; larger is faster)",
     )
     p.add_argument(
         "--max-faces-per-frame",
         type=_nonneg,
-        default=0,
+        default=d.max_faces,
         metavar="N",
-        help="keep at most the N largest faces of a frame (default 0: all)",
+        help="keep at most the N largest faces of a frame (0: all)",
     )
     p.add_argument("--identity", metavar="REF", help="keep only faces of this person: an image of them or a face set")
     p.add_argument(
         "--min-blur",
         type=float,
-        default=0.0,
+        default=d.min_blur,
         metavar="V",
-        help="drop crops whose sharpness (variance of the Laplacian) is below V (default 0: keep all)",
+        help="drop crops whose sharpness (variance of the Laplacian) is below V (0: keep all)",
     )
-    p.add_argument("--workers", type=_nonneg, default=0, help="analysis processes (default 0: one per core, max 4)")
-    p.set_defaults(run=run_extract)
+    p.add_argument("--workers", type=_nonneg, default=d.workers, help="analysis processes (0: one per core, max 4)")
 
 
 def run_extract(args) -> int:
@@ -100,17 +142,11 @@ def run_extract(args) -> int:
         identity=args.identity,
         workers=args.workers,
     )
-    bar = tqdm(desc="extract", unit="frame", dynamic_ncols=True, disable=None)
-
-    def progress(done: int, total: int, summary) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-        bar.set_postfix(faces=summary.faces_kept, refresh=False)
-
+    update, close = progress_bar("extract", "frame")
     try:
-        summary = extract(args.src, args.output, opts, progress)
+        summary = extract(args.src, args.output, opts, update)
     finally:
-        bar.close()
+        close()
     for line in summary.lines():
         print(line)
     print(f"face set: {args.output}")
@@ -118,18 +154,11 @@ def run_extract(args) -> int:
 
 
 # -- train -----------------------------------------------------------------------------------------------
-def add_train(sub) -> None:
+def add_train(p: argparse.ArgumentParser) -> None:
     from masquerade.models import list_models, model_entry
     from masquerade.train.loop import TrainConfig
 
-    d = TrainConfig()  # the defaults live in one place
-    p = sub.add_parser(
-        "train",
-        help="train a face-swap model for two identities",
-        description="Train the shared-encoder / two-decoder autoencoder on face sets of identity A and B. "
-        "If MODEL exists, training resumes from its last save (weights, optimizer, iteration). Without "
-        "--iterations or --minutes it runs until Ctrl-C, which saves before exiting.",
-    )
+    d = TrainConfig()
     p.add_argument("faceset_a", metavar="FACESET_A", help="face set of identity A (several: join with commas)")
     p.add_argument("faceset_b", metavar="FACESET_B", help="face set of identity B (several: join with commas)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder (created or resumed)")
@@ -137,59 +166,41 @@ def add_train(sub) -> None:
         "--model",
         default=d.model,
         choices=list_models(),
-        help="architecture: lite (CPU-friendly, default) or original (the seed's 82 M network)",
+        help=f"architecture: lite (CPU-friendly) or original (the seed's 82 M network) ({d.model})",
     )
     p.add_argument("--size", type=_positive, default=d.size, help=f"model input/output size in pixels ({d.size})")
     p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
     own = {m: model_entry(m) for m in list_models()}
-    p.add_argument(
-        "--batch-size",
-        type=_positive,
-        help="faces per side per step (default: the model's own: "
-        + ", ".join(f"{m} {e.batch_size}" for m, e in own.items())
-        + ")",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        help="Adam learning rate (default: the model's own: "
-        + ", ".join(f"{m} {e.lr:g}" for m, e in own.items())
-        + ")",
-    )
+    for flag, attr, kind, what in (
+        ("--batch-size", "batch_size", _positive, "faces per side per step"),
+        ("--lr", "lr", _positive_float, "Adam learning rate"),
+    ):
+        mine = ", ".join(f"{m} {getattr(e, attr):g}" for m, e in own.items())
+        p.add_argument(flag, type=kind, help=f"{what} (default: the model's own: {mine})")
     p.add_argument(
         "--anneal",
         type=_fraction,
         default=d.anneal,
         metavar="F",
         help="with --minutes or --iterations, lower the learning rate along a cosine over the last F of the run "
-        f"(default {d.anneal:g}: constant)",
+        f"({d.anneal:g}: constant)",
     )
     p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
-    p.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of this run")
-    p.add_argument(
-        "--save-every",
-        type=_positive,
-        default=d.save_every,
-        metavar="N",
-        help=f"save every N iterations ({d.save_every})",
-    )
-    p.add_argument(
-        "--preview-every",
-        type=_positive,
-        default=d.preview_every,
-        metavar="N",
-        help=f"write previews/NNNNNNN.png every N iterations ({d.preview_every})",
-    )
+    p.add_argument("--minutes", type=_positive_float, metavar="M", help="stop after M minutes of this run")
+    for flag, attr, what in (
+        ("--save-every", "save_every", "save every N iterations"),
+        ("--preview-every", "preview_every", "write previews/NNNNNNN.png and the held-out loss every N iterations"),
+    ):
+        p.add_argument(flag, type=_positive, default=getattr(d, attr), metavar="N", help=f"{what} ({getattr(d, attr)})")
     p.add_argument(
         "--resume",
         action="store_true",
         help="insist on resuming: fail if MODEL holds no saved model (resuming is the default when it does)",
     )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
+    p.add_argument("--device", default=d.device, help="auto (CUDA if present), cpu or cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
-    p.add_argument("--threads", type=_nonneg, default=0, help="CPU threads (default 0: all cores)")
-    p.set_defaults(run=run_train)
+    p.add_argument("--threads", type=_nonneg, default=d.threads, help="CPU threads (0: all cores)")
 
 
 def run_train(args) -> int:
@@ -213,28 +224,11 @@ def run_train(args) -> int:
         compile=args.compile,
         threads=args.threads,
     )
-    total = args.iterations
-    bar = tqdm(desc="train", unit="it", total=total, dynamic_ncols=True, disable=None)
-
-    def progress(it: int, info: dict) -> None:
-        if bar.n == 0 and it > 1:
-            bar.n = it - 1
-        bar.update(it - bar.n)
-        extra = {}
-        if info["deadline"] != float("inf"):  # --minutes: show the time left (the bar's ETA covers --iterations)
-            extra["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
-        bar.set_postfix(
-            loss_a=f"{info['loss_a']:.4f}",
-            loss_b=f"{info['loss_b']:.4f}",
-            samples_s=f"{info['samples_per_s']:.0f}",
-            **extra,
-            refresh=False,
-        )
-
+    update, close = progress_bar("train", "it")
     try:
-        res = train(args.faceset_a.split(","), args.faceset_b.split(","), args.output, cfg, progress)
+        res = train(args.faceset_a.split(","), args.faceset_b.split(","), args.output, cfg, update)
     finally:
-        bar.close()
+        close()
     why = {
         "interrupt": "interrupted (saved)",
         "iterations": "reached --iterations",
@@ -248,17 +242,13 @@ def run_train(args) -> int:
 
 
 # -- swap ------------------------------------------------------------------------------------------------
-def add_swap(sub) -> None:
+def add_swap(p: argparse.ArgumentParser) -> None:
     from masquerade.swap.blend import MODES as BLENDS
     from masquerade.swap.color import MODES as COLORS
+    from masquerade.swap.pipeline import SwapOptions
+    from masquerade.swap.run import VideoOptions
 
-    p = sub.add_parser(
-        "swap",
-        help="swap the faces in a video, image or folder with a trained model",
-        description="Replace every face of the model's source identity in INPUT with the other identity, "
-        "colour-matched and blended, and write OUTPUT (a video keeps the input's size, fps and audio). "
-        "Every output carries an invisible watermark and a metadata label marking it as synthetic.",
-    )
+    d, v = SwapOptions(), VideoOptions()
     p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
     p.add_argument("-m", "--model", required=True, metavar="MODEL", help="a model folder made by `train`")
     p.add_argument(
@@ -271,23 +261,23 @@ def add_swap(sub) -> None:
     p.add_argument(
         "--to",
         choices=["a", "b", "auto"],
-        default="auto",
-        help="identity to render (default auto: the one the input's faces are NOT of)",
+        default=d.to,
+        help=f"identity to render (auto: the one the input's faces are NOT of) ({d.to})",
     )
     p.add_argument(
         "--color",
         choices=COLORS,
-        default="lab-transfer",
-        help="colour matching (default lab-transfer, Reinhard's L*a*b* mean/std transfer)",
+        default=d.color,
+        help=f"colour matching; lab-transfer is Reinhard's L*a*b* mean/std transfer ({d.color})",
     )
-    p.add_argument("--blend", choices=BLENDS, default="alpha", help="alpha (default) or poisson (seamless clone)")
-    p.add_argument("--erode", type=int, default=0, metavar="PX", help="shrink the mask by PX (default: blur/2)")
-    p.add_argument("--blur", type=int, default=-1, metavar="PX", help="feather the mask edge (default: 4%% of face)")
+    p.add_argument("--blend", choices=BLENDS, default=d.blend, help=f"alpha or poisson (seamless clone) ({d.blend})")
+    p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
+    p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")
     p.add_argument(
         "--smooth",
         type=float,
-        default=1.0,
-        help="temporal landmark smoothing strength (default 1; 0 turns it off)",
+        default=d.smooth,
+        help=f"temporal landmark smoothing strength; 0 turns it off ({d.smooth:g})",
     )
     p.add_argument("--all-faces", action="store_true", help="swap every face, not only the source identity's")
     p.add_argument("--start", help="start time: seconds (12.5), min:s (1:02.5) or frame (300f)")
@@ -299,17 +289,18 @@ def add_swap(sub) -> None:
         metavar="N",
         help="write N before|after stills beside OUTPUT and stop",
     )
-    p.add_argument("--crf", type=_nonneg, default=18, help="H.264 quality, lower is better (default 18)")
-    p.add_argument("--codec", default="libx264", help="video codec (default libx264)")
+    p.add_argument("--crf", type=_nonneg, default=v.crf, help=f"H.264 quality, lower is better ({v.crf})")
+    p.add_argument("--codec", default=v.codec, help=f"video codec ({v.codec})")
     p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
-    p.add_argument("--min-face", type=_positive, default=40, metavar="PX", help="smallest face to swap (40)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.set_defaults(run=run_swap)
+    p.add_argument(
+        "--min-face", type=_positive, default=d.min_face, metavar="PX", help=f"smallest face to swap ({d.min_face})"
+    )
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
 
 
 def run_swap(args) -> int:
     from masquerade.swap.pipeline import SwapOptions, Swapper
-    from masquerade.swap.run import swap_file
+    from masquerade.swap.run import VideoOptions, swap_file
 
     opts = SwapOptions(
         to=args.to,
@@ -322,66 +313,40 @@ def run_swap(args) -> int:
         swap_all=args.all_faces,
         device=args.device,
     )
+    video = VideoOptions(crf=args.crf, codec=args.codec, start=args.start, end=args.end, preview=args.preview)
     swapper = Swapper(args.model, opts)
-    bar = tqdm(desc="swap", unit="frame", dynamic_ncols=True, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    update, close = progress_bar("swap", "frame")
     try:
-        report = swap_file(
-            swapper,
-            args.input,
-            args.output,
-            label=args.label,
-            progress=progress,
-            crf=args.crf,
-            codec=args.codec,
-            start=args.start,
-            end=args.end,
-            preview=args.preview,
-        )
+        report = swap_file(swapper, args.input, args.output, video, label=args.label, progress=update)
     finally:
-        bar.close()
+        close()
     print(f"rendered identity {report.rendered} ({report.chosen_by})")
     for w in report.warnings or []:
         print(f"warning: {w}", file=sys.stderr)
     if report.previews:
         print("previews: " + ", ".join(report.previews))
-    else:
-        print(
-            f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output} "
-            "(watermarked and labelled as synthetic)"
-        )
-        if report.reused_frames:
-            print(f"faces of {report.reused_frames} frames were taken from the face set's index (no detection)")
+        return 0
+    print(f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output}")
+    if report.mark_check:
+        print(f"watermark: {report.mark_check}; metadata label: synthetic")
+    if report.reused_frames:
+        print(f"faces of {report.reused_frames} frames were taken from the face set's index (no detection)")
     return 0
 
 
 # -- verify ----------------------------------------------------------------------------------------------
-def add_verify(sub) -> None:
-    p = sub.add_parser(
-        "verify",
-        help="tell whether files carry masquerade's synthetic-media mark",
-        description="Check each FILE for masquerade's invisible watermark (it survives re-encoding, "
-        "downscaling, JPEG and cropping) and its metadata label. Exit code 0 when every file is marked, "
-        "1 when one is not, 2 on bad input.",
-    )
+def add_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
-    p.add_argument("--max-frames", type=_positive, default=300, help="frames checked per video, spread evenly")
-    p.set_defaults(run=run_verify)
+    p.add_argument("--max-frames", type=_positive, default=300, help="frames checked per video, spread evenly (300)")
 
 
 def run_verify(args) -> int:
     import json
 
-    from masquerade.faces.analyze import FaceAnalyzer
-    from masquerade.provenance import watermark as wm
-    from masquerade.provenance.verify import verify_file
+    from masquerade.provenance.verify import verify_analyzer, verify_file
 
-    fa = FaceAnalyzer(detector=wm.DETECTOR[0], min_face=wm.DETECTOR[1], embeddings=False)
+    fa = verify_analyzer()
     code = 0
     for f in args.files:
         try:
@@ -400,20 +365,17 @@ def run_verify(args) -> int:
 
 
 # -- demo ------------------------------------------------------------------------------------------------
-def add_demo(sub) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the whole pipeline on two clips: extract, train, swap, verify",
-        description="Extract faces from VIDEO_A and VIDEO_B (default: ../shared/data/clips/d18.mp4 and d19.mp4), "
-        "train a `lite` model for --minutes, swap A's clip to B's face, and write OUT/swapped.mp4, "
-        "OUT/side_by_side.mp4, the training previews and the `verify` result. About 10 minutes on 2 CPU cores.",
-    )
+def add_demo(p: argparse.ArgumentParser) -> None:
+    from masquerade.demo import DemoOptions
+
+    d = DemoOptions()
     p.add_argument("videos", nargs="*", metavar="VIDEO", help="VIDEO_A VIDEO_B (default: d18 and d19 sample clips)")
-    p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
-    p.add_argument("--minutes", type=float, default=5.0, help="training time in minutes (default 5)")
+    p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (demo_out)")
+    p.add_argument(
+        "--minutes", type=_positive_float, default=d.minutes, help=f"training time in minutes ({d.minutes:g})"
+    )
     p.add_argument("--iterations", type=_positive, help="stop training at this iteration instead (for quick tries)")
     p.add_argument("--swap-end", metavar="TIME", help="swap only up to TIME (seconds or 300f)")
-    p.set_defaults(run=run_demo)
 
 
 def run_demo(args) -> int:
@@ -421,26 +383,16 @@ def run_demo(args) -> int:
     from masquerade.demo import run_demo as demo
 
     if len(args.videos) not in (0, 2):
-        raise MasqueradeError("demo takes two videos (A and B) or none")
+        raise InputError("VIDEO", "demo takes two videos (A and B) or none")
     a, b = args.videos or DEFAULT_CLIPS
-    bars: list = []
+    closers: list[Callable[[], None]] = []
 
-    def factory(desc: str, unit: str):
-        bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None, leave=True)
-        bars.append(bar)
-
-        def update(done, total_or_info=None, *_):
-            if isinstance(total_or_info, int):
-                bar.total = total_or_info
-            elif isinstance(total_or_info, dict) and total_or_info.get("deadline"):
-                bar.set_postfix(
-                    loss_a=f"{total_or_info['loss_a']:.3f}",
-                    loss_b=f"{total_or_info['loss_b']:.3f}",
-                    refresh=False,
-                )
-            bar.update(done - bar.n)
-
+    def factory(desc: str, unit: str) -> Progress:
+        update, close = progress_bar(desc, unit)
+        closers.append(close)
         return update
+
+    from tqdm import tqdm
 
     try:
         summary = demo(
@@ -452,21 +404,13 @@ def run_demo(args) -> int:
             progress_factory=factory,
         )
     finally:
-        for bar in bars:
-            bar.close()
+        for close in closers:
+            close()
     return 0 if summary["verify"]["marked"] else 1
 
 
 # -- evaluate --------------------------------------------------------------------------------------------
-def add_evaluate(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="score a swap: identity won, expression and pose kept, flicker, seams; and the model's reconstructions",
-        description="Compare SWAPPED with its ORIGINAL frame by frame: identity distance to the rendered and the "
-        "original identity (ID win rate, top-1 retrieval), landmark error (normalised by the inter-ocular "
-        "distance), head-pose error, face detection rate, flicker and seam strength, as mean/median/p10/p90. "
-        "With -m MODEL also SSIM/PSNR of A->A and B->B on the held-out faces.",
-    )
+def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("swapped", metavar="SWAPPED", help="the swapped video or image")
     p.add_argument("-i", "--original", required=True, metavar="ORIGINAL", help="the input it was made from")
     p.add_argument("-m", "--model", metavar="MODEL", help="the model that made it (identities, held-out faces)")
@@ -474,7 +418,6 @@ def add_evaluate(sub) -> None:
     p.add_argument("--max-frames", type=_positive, default=300, help="frames scored, spread evenly (300)")
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     p.add_argument("-o", "--output", metavar="DIR", help="write report.json, summary.png and index.html here")
-    p.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args) -> int:
@@ -517,26 +460,83 @@ def run_evaluate(args) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [add_extract, add_train, add_swap, add_verify, add_evaluate, add_demo]
+# name: (one-line help, description, add the options, run)
+COMMANDS: dict[str, tuple[str, str, Callable, Callable]] = {
+    "extract": (
+        "find, align and index the faces in videos, images or folders",
+        "Find every face in SRC (videos, images, folders of images), align it to a square crop and index it in "
+        "FACESET/faceset.db. Re-running on the same SRC resumes where it stopped.",
+        add_extract,
+        run_extract,
+    ),
+    "train": (
+        "train a face-swap model for two identities",
+        "Train the shared-encoder / two-decoder autoencoder on face sets of identity A and B. If MODEL exists, "
+        "training resumes from its last save (weights, optimizer, iteration). Without --iterations or --minutes "
+        "it runs until Ctrl-C, which saves before exiting. The progress bar shows the loss, samples/s and MFU "
+        "(the achieved share of this machine's measured peak FLOP/s); log.jsonl adds a held-out loss.",
+        add_train,
+        run_train,
+    ),
+    "swap": (
+        "swap the faces in a video, image or folder with a trained model",
+        "Replace every face of the model's source identity in INPUT with the other identity, colour-matched "
+        "and blended, and write OUTPUT (a video keeps the input's size, fps and audio). Every output carries "
+        "an invisible watermark and a metadata label marking it as synthetic.",
+        add_swap,
+        run_swap,
+    ),
+    "verify": (
+        "tell whether files carry masquerade's synthetic-media mark",
+        "Check each FILE for masquerade's invisible watermark (it survives re-encoding, downscaling, JPEG and "
+        "cropping) and its metadata label. Exit code 0 when every file is marked, 1 when one is not, 2 on bad "
+        "input.",
+        add_verify,
+        run_verify,
+    ),
+    "evaluate": (
+        "score a swap: identity won, expression and pose kept, flicker, seams; and the model's reconstructions",
+        "Compare SWAPPED with its ORIGINAL frame by frame: identity distance to the rendered and the original "
+        "identity (ID win rate, top-1 retrieval), landmark error (normalised by the inter-ocular distance), "
+        "head-pose error, face detection rate, flicker and seam strength, as mean/median/p10/p90. With -m MODEL "
+        "also SSIM/PSNR of A->A and B->B on the held-out faces.",
+        add_evaluate,
+        run_evaluate,
+    ),
+    "demo": (
+        "the whole pipeline on two clips: extract, train, swap, verify",
+        "Extract faces from VIDEO_A and VIDEO_B (default: ../shared/data/clips/d18.mp4 and d19.mp4), train a "
+        "`lite` model, swap A's clip to B's face, and write OUT/swapped.mp4, OUT/side_by_side.mp4, the training "
+        "previews and the `verify` result. About 10 minutes on 2 CPU cores.",
+        add_demo,
+        run_demo,
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; a sub-command's options are built only when that sub-command is on the command line
+    (so `masquerade verify` imports nothing of training), all of them when argv is None."""
+    wanted = set(COMMANDS) if argv is None else {next((a for a in argv if not a.startswith("-")), "")}
+    parser = Parser(
         prog="masquerade",
         description="Face swapping with a shared encoder and one decoder per identity: extract faces, train a "
         "model, swap. " + POLICY,
     )
     parser.add_argument("--version", action="version", version=f"masquerade {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
-        add(sub)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    for name, (short, description, add, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=short, description=description)
+        if name in wanted:
+            add(p)
+        p.set_defaults(run=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        args = build_parser(argv).parse_args(argv)
         return int(args.run(args) or 0)
     except MasqueradeError as exc:
         print(f"masquerade: error: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from masquerade.core.errors import InputError
 from masquerade.faceset.extract import ExtractOptions, extract
 from masquerade.provenance.verify import verify_file
 from masquerade.swap.pipeline import SwapOptions, Swapper
-from masquerade.swap.run import swap_video
+from masquerade.swap.run import VideoOptions, swap_video
 from masquerade.train.loop import TrainConfig, train
 
 DEFAULT_CLIPS = ("../shared/data/clips/d18.mp4", "../shared/data/clips/d19.mp4")
@@ -74,7 +74,7 @@ def run_demo(
         swapper,
         video_a,
         out / "swapped.mp4",
-        end=opts.swap_end,
+        VideoOptions(end=opts.swap_end),
         side_by_side=out / "side_by_side.mp4",
         progress=bar("swap", "frame"),
     )

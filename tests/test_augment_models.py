@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from masquerade.core.errors import InputError
-from masquerade.faceset.augment import AugmentConfig, make_pair
 from masquerade.models import create_model, list_models
+from masquerade.train.augment import AugmentConfig, make_pair
 from masquerade.train.losses import face_loss, ssim_map
 
 

@@ -41,7 +41,8 @@ def test_schema_and_records(facesets):
         assert len(recs) == len(fs) == 36  # every 6th of 216 frames, one face each
         r = recs[1]
         assert r.frame_index == 6 and abs(r.time - 0.2) < 1e-3
-        assert r.landmarks.shape == (68, 2) and r.matrix.shape == (2, 3) and r.embedding.shape == (128,)
+        f = r.face
+        assert f.landmarks.shape == (68, 2) and f.matrix.shape == (2, 3) and f.embedding.shape == (128,)
         assert fs.load_crop(r).shape == (256, 256, 3)
         assert fs.sources()[0]["frames"] == 216
 

@@ -15,7 +15,7 @@ ANIMALS = ["s22", "s25", "s33", "s39"]
 
 @pytest.fixture(scope="module")
 def analyzer():
-    return FaceAnalyzer()
+    return FaceAnalyzer(crop_size=256, embeddings=True, quality=True)
 
 
 def _embeddings(clip, analyzer, every=40):

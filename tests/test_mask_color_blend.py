@@ -60,7 +60,7 @@ def test_mean_std_transfer_matches_the_target_statistics_inside_the_mask():
 def test_lab_transfer_matches_lab_statistics():
     src, ref, mask = _pair()
     out = match_color(src, ref, mask, "lab-transfer")
-    lab = lambda im: cv2.cvtColor((im / 255).astype(np.float32), cv2.COLOR_BGR2LAB)  # noqa: E731
+    lab = lambda im: cv2.cvtColor((im / 255).astype(np.float32), cv2.COLOR_RGB2LAB)  # noqa: E731
     m_out, s_out = _masked_stats(lab(out), mask)
     m_ref, s_ref = _masked_stats(lab(ref), mask)
     assert np.allclose(m_out, m_ref, atol=1.5) and np.allclose(s_out, s_ref, rtol=0.15, atol=0.5)

@@ -78,13 +78,13 @@ def test_image_labels_round_trip(tmp_path):
         assert read_image(tmp_path / name).shape == (20, 30, 3)
 
 
-def test_grayscale_rgba_and_16bit_images_become_8bit_bgr(tmp_path):
+def test_grayscale_rgba_and_16bit_images_become_8bit_rgb(tmp_path):
     Image.fromarray(np.full((10, 12), 77, np.uint8), "L").save(tmp_path / "g.png")
     Image.fromarray(np.full((10, 12, 4), [10, 20, 30, 255], np.uint8), "RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(np.full((10, 12), 65535 // 2, np.uint16)).save(tmp_path / "g16.png")
     g = read_image(tmp_path / "g.png")
     assert g.shape == (10, 12, 3) and (g == 77).all()
-    assert tuple(read_image(tmp_path / "rgba.png")[0, 0]) == (30, 20, 10)  # BGR
+    assert tuple(read_image(tmp_path / "rgba.png")[0, 0]) == (10, 20, 30)  # RGB
     g16 = read_image(tmp_path / "g16.png")
     assert g16.dtype == np.uint8 and abs(int(g16[0, 0, 0]) - 127) <= 1
 

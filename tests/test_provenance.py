@@ -11,7 +11,7 @@ import pytest
 from masquerade.faces import FaceAnalyzer
 from masquerade.media import VideoWriter, probe, read_frames, write_image
 from masquerade.provenance import watermark as wm
-from masquerade.provenance.verify import min_marked_frames, verify_file
+from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_file
 
 from .conftest import CLIPS
 
@@ -69,8 +69,7 @@ def test_mark_survives_attacks(swapped_clip, model_dir, tmp_path, attack, fa):
     frames = [f.image for f in read_frames(swapped_clip)]
     if attack == "jpeg50":
         for k, f in enumerate(frames):
-            ok, buf = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 50])
-            (tmp_path / f"{k:03d}.jpg").write_bytes(buf.tobytes())
+            write_image(tmp_path / f"{k:03d}.jpg", f, quality=50)
         results = [verify_file(p, analyzer=fa) for p in sorted(tmp_path.glob("*.jpg"))]
         rate = np.mean([r.frames_marked for r in results])
         assert rate >= 0.9 and np.mean([r.marked for r in results]) >= 0.9
@@ -79,8 +78,10 @@ def test_mark_survives_attacks(swapped_clip, model_dir, tmp_path, attack, fa):
     res = verify_file(_reencode(frames, tmp_path / "a.mp4", **kw), analyzer=fa)
     assert res.marked and res.fraction_marked >= 0.9, res
     assert wm.signature_ok(int(res.signature, 16))
-    if attack == "crf28":  # over a clip the model id adds up
-        assert res.model_code == f"{wm.model_code(json.loads((model_dir / 'config.json').read_text())['model_id']):04x}"
+    # the model id is read only when every one of its bits is certain: right, or reported as unreadable
+    expected = f"{wm.model_code(json.loads((model_dir / 'config.json').read_text())['model_id']):04x}"
+    assert res.model_code in (None, expected)
+    assert res.model_code is not None or res.model_code_z < MODEL_ID_Z
 
 
 def test_verify_cli_exit_codes_and_json(swapped_clip, d18, tmp_path):

@@ -8,12 +8,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from masquerade.core.errors import InputError
+from masquerade.models import io as ckpt
 from masquerade.models import model_entry
-from masquerade.train import checkpoint as ckpt
+from masquerade.models.io import build_model
 from masquerade.train import loop
-from masquerade.train.loop import TrainConfig, TrainingDiverged, build_model, lr_at, train
+from masquerade.train.loop import TrainConfig, TrainingDiverged, lr_at, train
 
 from .conftest import kill_9_when
+
+
+def _saved_iteration(model_dir) -> int:
+    try:
+        return json.loads((model_dir / "state.json").read_text())["iteration"]
+    except (OSError, ValueError):
+        return -1
 
 
 def test_model_folder_contents_and_losses_fall(model_dir):
@@ -75,7 +84,7 @@ def test_kill_9_then_resume_continues_from_the_last_save(tmp_path, facesets):
         "--batch-size",
         "4",
     ]
-    kill_9_when(args, (out / "state.json").exists, grace=1.0)
+    kill_9_when(args, lambda: _saved_iteration(out) >= 5, grace=1.0)
     state = json.loads((out / "state.json").read_text())
     saved_it = state["iteration"]
     assert saved_it >= 5 and saved_it % 5 == 0
@@ -129,7 +138,7 @@ def test_ctrl_c_saves(tmp_path, facesets, monkeypatch):
     out = tmp_path / "m"
     calls = {"n": 0}
 
-    def progress(it, info):
+    def progress(it, total, info):
         calls["n"] += 1
         if it == 3:
             raise KeyboardInterrupt
@@ -175,3 +184,69 @@ def test_an_interrupted_save_is_rolled_back_or_forward(tmp_path):
     (tmp_path / ".tmpAb12Cd").write_bytes(b"half a file")  # left by safetensors inside a killed writer
     ckpt.recover(tmp_path)  # the trainer completes the save and clears the debris
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+
+
+def test_log_carries_held_out_loss_flops_and_mfu(model_dir):
+    log = [json.loads(x) for x in (model_dir / "log.jsonl").read_text().splitlines()]
+    last = log[-1]
+    assert last["holdout_a"] > 0 and last["holdout_b"] > 0  # previews every 30: the held-out faces were scored
+    assert 0 < last["mfu"] < 1 and last["samples_per_s"] > 0
+
+
+def test_a_second_trainer_on_one_folder_stops_with_a_clear_message(tmp_path, facesets):
+    from masquerade.core.lock import FolderBusy, FolderLock
+
+    out = tmp_path / "m"
+    out.mkdir()
+    with FolderLock(out, "train"), pytest.raises(FolderBusy, match="in use by process"):
+        train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=1, batch_size=2))
+    res = train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=1, batch_size=2))  # free again
+    assert res.iteration == 1
+
+
+def test_a_kill_before_the_first_save_leaves_a_folder_that_resumes(tmp_path, facesets):
+    out = tmp_path / "m"
+    args = ["train", str(facesets[0]), str(facesets[1]), "-o", str(out), "--batch-size", "2", "--save-every", "100000"]
+    kill_9_when(args, (out / "model.safetensors").exists)  # killed long before the first periodic save
+    res = train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=2, batch_size=2))
+    assert res.iteration == 2
+    assert not list(out.glob(".*tmp*")) and not list(out.glob("*.next"))
+
+
+@pytest.mark.parametrize(
+    "option, value, reason",
+    [
+        ("--lr", "-1", "--lr"),
+        ("--lr", "nan", "--lr"),
+        ("--lr", "0", "--lr"),
+        ("--size", "7", "--size"),
+        ("--size", "100000", "--size"),
+        ("--minutes", "0", "--minutes"),
+        ("--minutes", "-1", "--minutes"),
+    ],
+)
+def test_options_out_of_their_domain_are_refused_in_one_line(tmp_path, facesets, option, value, reason):
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "masquerade",
+            "train",
+            str(facesets[0]),
+            str(facesets[1]),
+            "-o",
+            str(tmp_path / "m"),
+            option,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and reason in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_refuses_a_face_set_folder_as_its_output(facesets):
+    with pytest.raises(InputError, match="face set folder"):
+        train([facesets[0]], [facesets[1]], facesets[0], TrainConfig(iterations=1))

@@ -24,7 +24,7 @@ def main() -> None:
     shapes = []
     for name in CLIPS:
         for fr in read_frames(data / f"{name}.mp4", every=6):
-            rgb = fr.image[..., ::-1].copy()
+            rgb = fr.image
             for d in det.detect(rgb)[:1]:
                 shapes.append(landmarks68(rgb, d.box))
     pts = np.stack(shapes).astype(np.float64)

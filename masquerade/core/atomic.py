@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-TEMP_MARK = ".tmp"  # temporary files are named .<stem>.<random>.tmp<suffix>
+TEMP_MARK = ".tmp"  # temporary files are named .<stem>.<pid>-<random>.tmp<suffix>
 
 
 @contextlib.contextmanager
@@ -18,16 +18,53 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_MARK}{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path, suffix)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temp_beside(path: Path, suffix: str | None = None) -> Path:
+    """A new empty temporary file beside `path`, named after it and this process (see remove_orphan_temps)."""
+    suffix = suffix if suffix is not None else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f"{TEMP_MARK}{suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def remove_orphan_temps(path: Path) -> int:
+    """Delete the temporary files of `path` left by writers that were killed (their process is gone);
+    those of a writer still running are kept."""
+    removed = 0
+    for tmp in Path(path).parent.glob(f".{Path(path).stem}.*{TEMP_MARK}*"):
+        pid = tmp.name[len(Path(path).stem) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temporary file over `path`, with the permissions a plain `open` would have given
+    it (mkstemp makes its files private, mode 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ class Face:
     landmarks: np.ndarray  # (68, 2) float32
     matrix: np.ndarray | None = None  # (2, 3) frame -> aligned crop
     crop_size: int = 0
-    crop: np.ndarray | None = None  # (S, S, 3) uint8 BGR
+    crop: np.ndarray | None = None  # (S, S, 3) uint8 RGB
     embedding: np.ndarray | None = None  # (128,) float32
     blur: float = 0.0
     pose: tuple[float, float, float] = (0.0, 0.0, 0.0)  # yaw, pitch, roll in degrees
@@ -29,3 +30,8 @@ class Face:
         """Face size in pixels: the larger side of its detection box."""
         x0, y0, x1, y1 = self.bbox
         return float(max(x1 - x0, y1 - y0))
+
+
+# The one progress-callback shape of every long stage (extract, train, swap, verify):
+# progress(done, total or None when open-ended, info) where info holds the stage's live figures.
+Progress = Callable[[int, "int | None", dict], None]

@@ -49,8 +49,8 @@ def pose_error(pred: tuple[float, float, float], ref: tuple[float, float, float]
 def face_change(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> float:
     """Mean absolute grey-level change between two aligned face crops inside a mask."""
     d = np.abs(
-        cv2.cvtColor(cur, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        - cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        - cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY).astype(np.float32)
     )
     return float((d * mask).sum() / max(mask.sum(), 1e-6))
 
@@ -63,7 +63,7 @@ def seam_strength(frame: np.ndarray, reference: np.ndarray, mask: np.ndarray) ->
         return float("nan")
 
     def grad(img: np.ndarray) -> np.ndarray:
-        g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
 
     return float((grad(frame) * band).sum() / max((grad(reference) * band).sum(), 1e-6))

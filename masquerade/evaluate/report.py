@@ -7,7 +7,6 @@ realism and stability by face detection, flicker and seams.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,17 @@ import cv2
 import numpy as np
 import torch
 
+from masquerade.core.atomic import write_bytes, write_json
 from masquerade.core.errors import InputError
 from masquerade.evaluate import metrics as M
 from masquerade.faces.align import crop_face, estimate_matrix, transform_points
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.faces.identity import distance
+from masquerade.faces.identity import nearer_side
 from masquerade.faces.mask import face_mask
-from masquerade.faceset.dataset import fixed_batch, load_side
 from masquerade.faceset.store import FaceSet
-from masquerade.media import probe, read_frames
-from masquerade.train import checkpoint as ckpt
+from masquerade.media import probe, read_frames, write_image
+from masquerade.models.io import load_config, load_model
+from masquerade.train.data import fixed_batch, load_side
 from masquerade.train.losses import ssim_map
 
 CROP = 96  # aligned crop side used for flicker
@@ -41,11 +41,10 @@ class Identities:
 
 def _identities(model_dir: Path | None, source_faces: Path | None, first_original: np.ndarray | None) -> Identities:
     if model_dir is not None:
-        cfg = ckpt.load_config(model_dir)
-        ids = {k: np.asarray(v, np.float32) for k, v in cfg.get("identity", {}).items()}
+        ids = load_config(model_dir).identities()
         if not ids or first_original is None:
             raise InputError(model_dir, "model has no identity embeddings to evaluate against")
-        src = "a" if distance(first_original, ids["a"]) <= distance(first_original, ids["b"]) else "b"
+        src = nearer_side(first_original, ids)[0]
         tgt = "b" if src == "a" else "a"
         return Identities(ids[tgt], ids[src], ids, tgt)
     if source_faces is not None:
@@ -68,7 +67,7 @@ def evaluate_swap(
     s_info, o_info = probe(swapped), probe(original)
     n = min(s_info.frames, o_info.frames) or 1
     every = max(1, math.ceil(n / max_frames))
-    fa = analyzer or FaceAnalyzer(detector="hog")
+    fa = analyzer or FaceAnalyzer(detector="hog", embeddings=True, quality=True)
     rows: list[dict] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None  # the previous (swapped, original) frames
     ids: Identities | None = None
@@ -146,23 +145,20 @@ def evaluate_swap(
 @torch.no_grad()
 def reconstruction(model_dir: str | Path, max_faces: int = 64) -> dict:
     """SSIM and PSNR of A->A and B->B on the held-out faces (every Nth face id, never trained on)."""
-    from masquerade.swap.pipeline import load_model
-
     lm = load_model(model_dir, "cpu")
     cfg = lm.config
     out = {}
     for side in ("a", "b"):
-        paths = cfg["facesets"][side]
         try:
-            data = load_side(paths, 2 * cfg["size"], cfg.get("holdout_every", 10), split="holdout")
+            data = load_side(cfg.facesets.get(side, []), 2 * cfg.size, cfg.holdout_every, split="holdout")
         except InputError:
             out[side] = {"n": 0}
             continue
-        x = fixed_batch(data, max_faces, cfg["size"], cfg["padding"])
+        x = fixed_batch(data, max_faces, cfg.size, cfg.padding)[0]
         y = lm.net(x, side)[:, :3]
         ssim = ssim_map(y, x).mean((1, 2, 3))
-        mse = ((y - x) ** 2).mean((1, 2, 3))
-        out[side] = {"n": int(len(x)), "ssim": float(ssim.mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
+        psnr = [M.psnr(a, b) for a, b in zip(y.numpy(), x.numpy(), strict=True)]
+        out[side] = {"n": int(len(x)), "ssim": float(ssim.mean()), "psnr": float(np.mean(psnr))}
     return out
 
 
@@ -171,7 +167,7 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples = report.pop("_examples", [])
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "report.json", report)
     panels = []
     if examples:
         panels.append(np.vstack(examples))
@@ -180,22 +176,25 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
         h = panels[0].shape[0]
         plot = cv2.resize(plot, (int(plot.shape[1] * h / plot.shape[0]), h))
         panels.append(plot)
-        cv2.imwrite(str(out / "summary.png"), np.hstack(panels))
+        write_image(out / "summary.png", np.hstack(panels))
     else:
-        cv2.imwrite(str(out / "summary.png"), plot)
+        write_image(out / "summary.png", plot)
     stats = ("mean", "median", "p10", "p90")
     rows = "".join(
         f"<tr><td>{k}</td>" + "".join(f"<td>{v[s]:.3f}</td>" for s in stats) + "</tr>"
         for k, v in report["summary"].items()
         if v.get("n")
     )
-    (out / "index.html").write_text(
-        "<!doctype html><meta charset=utf-8><title>masquerade evaluation</title>"
-        f"<h1>Evaluation of {report['swapped']}</h1><p>ID win rate: {report.get('id_win_rate')}; top-1: "
-        f"{report.get('top1_retrieval')}; frames: {report['frames_scored']}</p>"
-        "<table border=1><tr><th>metric</th><th>mean</th><th>median</th><th>p10</th><th>p90</th></tr>"
-        f"{rows}</table><p>Left: original | swapped crops. Right: identity distance per frame "
-        "(green: to the target, red: to the original).</p><img src=summary.png>"
+    write_bytes(
+        out / "index.html",
+        (
+            "<!doctype html><meta charset=utf-8><title>masquerade evaluation</title>"
+            f"<h1>Evaluation of {report['swapped']}</h1><p>ID win rate: {report.get('id_win_rate')}; top-1: "
+            f"{report.get('top1_retrieval')}; frames: {report['frames_scored']}</p>"
+            "<table border=1><tr><th>metric</th><th>mean</th><th>median</th><th>p10</th><th>p90</th></tr>"
+            f"{rows}</table><p>Left: original | swapped crops. Right: identity distance per frame "
+            "(green: to the target, red: to the original).</p><img src=summary.png>"
+        ).encode(),
     )
     return out
 
@@ -207,7 +206,7 @@ def _plot(target: list, original: list, w: int = 400, h: int = 300) -> np.ndarra
         return img
     top = max(1.0, max(vals))
     cv2.line(img, (0, int(h - 0.6 / top * h)), (w, int(h - 0.6 / top * h)), (200, 200, 200), 1)
-    for series, color in ((target, (0, 160, 0)), (original, (0, 0, 200))):
+    for series, color in ((target, (0, 160, 0)), (original, (200, 0, 0))):  # RGB: green, red
         pts = [
             (int(i * (w - 1) / max(len(series) - 1, 1)), int(h - v / top * h))
             for i, v in enumerate(series)

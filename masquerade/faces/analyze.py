@@ -1,4 +1,9 @@
-"""`analyze(frame) -> list[Face]`: detection, landmarks, alignment, identity and quality in one call."""
+"""`analyze(frame) -> list[Face]`: detection and landmarks, then only the steps a caller asks for.
+
+Detection and landmarks are always needed; the aligned crop, the quality scores (sharpness, head pose)
+and the identity embedding (the costliest step, about 20 ms a face) are each computed only when asked:
+`extract` wants them all, `swap` only the embedding (to tell who is who), `verify` none.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +20,24 @@ from masquerade.faces.quality import blur_score, head_pose
 
 @dataclass
 class FaceAnalyzer:
-    """Finds and describes faces. Build once (loads models), call on many frames."""
+    """Finds and describes faces in RGB frames. Build once (loads models), call on many frames.
+
+    Faces smaller than `min_face` (the detection box's longer side) are dropped here, the one place.
+    """
 
     detector: str = "auto"
     min_face: int = 40
-    size: int = 256
+    crop_size: int = 0  # >0: make the aligned crop (Face.crop) at this size; quality needs it
     padding: float = DEFAULT_PADDING
-    embeddings: bool = True
+    embeddings: bool = False  # the 128-d identity embedding
+    quality: bool = False  # sharpness of the crop and head pose
     max_faces: int = 0  # 0: all faces, else the largest N
 
     def __post_init__(self) -> None:
         self._det: Detector = make_detector(self.detector, self.min_face)
 
-    def __call__(self, image_bgr: np.ndarray) -> list[Face]:
-        rgb = np.ascontiguousarray(image_bgr[..., ::-1])
+    def __call__(self, rgb: np.ndarray) -> list[Face]:
+        rgb = np.ascontiguousarray(rgb)
         dets = [d for d in self._det.detect(rgb) if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
         if self.max_faces:
@@ -36,17 +45,21 @@ class FaceAnalyzer:
         faces = []
         for d in dets:
             lms = landmarks68(rgb, d.box)
-            m = estimate_matrix(lms, self.size, self.padding)
-            crop = crop_face(image_bgr, m, self.size)
-            face = Face(bbox=d.box, score=d.score, landmarks=lms, matrix=m, crop_size=self.size, crop=crop)
-            face.blur = blur_score(crop)
-            face.pose = head_pose(lms, image_bgr.shape[:2])
+            face = Face(bbox=d.box, score=d.score, landmarks=lms)
+            if self.crop_size or self.quality:
+                size = self.crop_size or 256
+                face.matrix = estimate_matrix(lms, size, self.padding)
+                face.crop_size = size
+                face.crop = crop_face(rgb, face.matrix, size)
+            if self.quality:
+                face.blur = blur_score(face.crop)
+                face.pose = head_pose(lms, rgb.shape[:2])
             if self.embeddings:
                 face.embedding = embed(rgb, lms)
             faces.append(face)
         return faces
 
 
-def analyze(image_bgr: np.ndarray, **options) -> list[Face]:
-    """One-off convenience: analyze a single BGR frame (builds a FaceAnalyzer each call)."""
-    return FaceAnalyzer(**options)(image_bgr)
+def analyze(rgb: np.ndarray, **options) -> list[Face]:
+    """One-off convenience: analyze a single RGB frame (builds a FaceAnalyzer each call)."""
+    return FaceAnalyzer(**options)(rgb)

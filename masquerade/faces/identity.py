@@ -28,3 +28,9 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 def same_person(a: np.ndarray, b: np.ndarray, threshold: float = SAME_PERSON_DISTANCE) -> bool:
     """True when two embeddings are nearer than dlib's documented 0.6 distance."""
     return distance(a, b) < threshold
+
+
+def nearer_side(embedding: np.ndarray, identities: dict[str, np.ndarray]) -> tuple[str, float, float]:
+    """Which of a model's two identities ("a", "b") a face is nearer to: (side, distance to a, to b)."""
+    da, db = distance(embedding, identities["a"]), distance(embedding, identities["b"])
+    return ("a" if da <= db else "b"), da, db

@@ -20,9 +20,9 @@ _MODEL_3D = np.array(
 _MODEL_IDX = [30, 8, 36, 45, 48, 54]
 
 
-def blur_score(crop_bgr: np.ndarray) -> float:
+def blur_score(crop: np.ndarray) -> float:
     """Variance of the Laplacian of the aligned crop: low means blurry. Comparable across same-size crops."""
-    gray = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY) if crop_bgr.ndim == 3 else crop_bgr
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 

@@ -1,4 +1,4 @@
-"""Face sets: aligned crops plus an SQLite index (store), extraction into them, and training batches."""
+"""Face sets: aligned crops plus an SQLite index (store), and extraction into them. Torch-free."""
 
 from masquerade.faceset.store import FaceRecord, FaceSet
 

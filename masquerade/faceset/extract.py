@@ -9,14 +9,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from masquerade.core.errors import InputError
-from masquerade.core.types import Face
+from masquerade.core.lock import FolderLock
+from masquerade.core.types import Face, Progress
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
 from masquerade.faceset.store import FaceSet
@@ -74,7 +75,7 @@ def reference_embedding(ref: str | Path, analyzer: FaceAnalyzer | None = None) -
             return fs.mean_embedding()
     if not is_image_path(ref):
         raise InputError(ref, "--identity takes an image of the person or a face set folder")
-    faces = (analyzer or FaceAnalyzer())(read_image(ref))
+    faces = (analyzer or FaceAnalyzer(embeddings=True))(read_image(ref))
     if not faces:
         raise InputError(ref, "no face found in the --identity image")
     return faces[0].embedding
@@ -86,7 +87,9 @@ _analyzer: FaceAnalyzer | None = None
 
 def _init_worker(opts: ExtractOptions) -> None:
     global _analyzer  # one analyzer per worker process; dlib models load once
-    _analyzer = FaceAnalyzer(opts.detector, opts.min_face, opts.size, opts.padding, True, 0)
+    _analyzer = FaceAnalyzer(
+        opts.detector, opts.min_face, crop_size=opts.size, padding=opts.padding, embeddings=True, quality=True
+    )
 
 
 def _analyze(item: tuple[int, Frame]) -> tuple[int, Frame, list[Face]]:
@@ -100,9 +103,7 @@ def _analyze(item: tuple[int, Frame]) -> tuple[int, Frame, list[Face]]:
 def _select(faces: list[Face], opts: ExtractOptions, ref: np.ndarray | None, skipped: Counter) -> list[Face]:
     kept = []
     for f in faces:
-        if f.size < opts.min_face:
-            skipped["too small"] += 1
-        elif f.blur < opts.min_blur:
+        if f.blur < opts.min_blur:  # (faces under --min-face never leave the analyzer)
             skipped["blurry"] += 1
         elif ref is not None and distance(f.embedding, ref) >= SAME_PERSON_DISTANCE:
             skipped["other identity"] += 1
@@ -136,23 +137,27 @@ def extract(
     sources: list[str | Path],
     output: str | Path,
     opts: ExtractOptions | None = None,
-    progress: Callable[[int, int, ExtractSummary], None] | None = None,
+    progress: Progress | None = None,
 ) -> ExtractSummary:
     """Extract faces from `sources` into the face set at `output`; frames already indexed are skipped.
 
-    `progress(frames_done, frames_total, summary)` is called after every frame.
+    `progress(frames_done, frames_total, {"faces": faces kept})` is called after every frame.
     """
     opts = opts or ExtractOptions()
     if opts.every < 1:
         raise InputError("--every", "must be 1 or more")
-    if opts.size < 32:
-        raise InputError("--size", "must be at least 32 pixels")
+    if not 32 <= opts.size <= 2048:
+        raise InputError("--size", f"must be from 32 to 2048 pixels (got {opts.size})")
     t0 = time.monotonic()
     files = list_sources(sources)
     infos = [probe(f) for f in files]  # fail fast on bad input, before any work
     ref = reference_embedding(opts.identity) if opts.identity else None
     summary = ExtractSummary(sources=len(files))
-    with FaceSet.create(output, opts.size, opts.padding) as fs:
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(output, "output exists and is not a folder")
+    output.mkdir(parents=True, exist_ok=True)
+    with FolderLock(output, "extract"), FaceSet.create(output, opts.size, opts.padding) as fs:
         plan = []
         for info in infos:
             sid = fs.add_source(info)
@@ -175,7 +180,7 @@ def extract(
             summary.faces_kept += len(kept)
             summary.frames_read += 1
             if progress:
-                progress(count, total, summary)
+                progress(count, total, {"faces": summary.faces_kept})
         summary.corrupt_frames = stats.corrupt
         summary.notes.extend(stats.notes)
     summary.seconds = time.monotonic() - t0

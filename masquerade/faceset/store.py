@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from masquerade.core.atomic import write_bytes
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.media.reader import MediaInfo
+from masquerade.media.writer import write_image
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS faces (
 
 @dataclass
 class FaceRecord:
-    """One indexed face. Landmarks and matrix are in the source frame's pixels (matrix: frame -> crop)."""
+    """One indexed face: the `Face` (landmarks and matrix in the source frame's pixels, no crop) plus where
+    it is in the face set and its source."""
 
     id: int
     source: str
@@ -68,13 +69,36 @@ class FaceRecord:
     face_index: int
     time: float
     file: Path
-    bbox: np.ndarray
-    score: float
-    landmarks: np.ndarray
-    matrix: np.ndarray
-    embedding: np.ndarray | None
-    blur: float
-    pose: tuple[float, float, float]
+    face: Face
+
+
+def _checked(db_path: Path) -> sqlite3.Connection:
+    """Open an existing face set index, refusing (one line) a corrupt file, a foreign SQLite database, or
+    one written by a newer masquerade."""
+    try:
+        db = sqlite3.connect(db_path)
+        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("integrity check failed")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "sources", "frames", "faces"} <= tables:
+            db.close()
+            raise InputError(db_path, "not a masquerade face set index (a different SQLite database)")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise InputError(db_path, f"corrupt or unreadable face set index ({exc})") from None
+    version = meta.get("schema")
+    if version is None or not str(version).isdigit() or "size" not in meta or "padding" not in meta:
+        db.close()
+        raise InputError(db_path, "not a masquerade face set index (no schema version)")
+    if int(version) != SCHEMA_VERSION:
+        db.close()
+        newer = int(version) > SCHEMA_VERSION
+        raise InputError(
+            db_path,
+            f"face set schema {version} is {'newer' if newer else 'older'} than this masquerade's "
+            f"({SCHEMA_VERSION}){'; update masquerade' if newer else ''}",
+        )
+    return db
 
 
 class FaceSet:
@@ -93,14 +117,7 @@ class FaceSet:
         db_path = root / "faceset.db"
         if not db_path.is_file():
             raise InputError(root, "not a face set (no faceset.db; make one with `masquerade extract`)")
-        try:
-            db = sqlite3.connect(db_path)
-            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise InputError(db_path, f"unreadable face set index ({exc})") from None
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise InputError(db_path, f"face set schema {version and version[0]} is not {SCHEMA_VERSION}")
-        return cls(root, db)
+        return cls(root, _checked(db_path))
 
     @classmethod
     def create(cls, path: str | Path, size: int = 256, padding: float = 0.3) -> FaceSet:
@@ -108,8 +125,10 @@ class FaceSet:
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise InputError(root, "output exists and is not a folder")
+        db_path = root / "faceset.db"
+        db = _checked(db_path) if db_path.exists() else None  # refuse a foreign, corrupt or newer index
         (root / "faces").mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(root / "faceset.db")
+        db = db or sqlite3.connect(db_path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         with db:
@@ -153,10 +172,7 @@ class FaceSet:
         rows = []
         for k, f in enumerate(faces):
             name = f"faces/{source_id:04d}_{frame_index:07d}_{k}.png"
-            ok, png = cv2.imencode(".png", f.crop)
-            if not ok:
-                raise RuntimeError("PNG encoding failed")
-            write_bytes(self.root / name, png.tobytes())
+            write_image(self.root / name, f.crop)
             emb = None if f.embedding is None else np.asarray(f.embedding, np.float32).tobytes()
             rows.append(
                 (
@@ -200,21 +216,24 @@ class FaceSet:
             + " ORDER BY f.source_id, f.frame_index, f.face_index"
         )
         for r in self.db.execute(q, () if source is None else (source,)):
-            yield FaceRecord(
-                id=r[0],
-                source=r[1],
-                frame_index=r[2],
-                face_index=r[3],
-                time=r[4],
-                file=self.root / r[5],
+            face = Face(
                 bbox=np.array(r[6:10], np.float32),
                 score=r[10],
                 landmarks=np.frombuffer(r[11], np.float32).reshape(68, 2),
                 matrix=np.frombuffer(r[12], np.float64).reshape(2, 3),
+                crop_size=self.size,
                 embedding=None if r[13] is None else np.frombuffer(r[13], np.float32),
                 blur=r[14],
                 pose=(r[15], r[16], r[17]),
             )
+            yield FaceRecord(r[0], r[1], r[2], r[3], r[4], self._contained(r[5]), face)
+
+    def _contained(self, name: str) -> Path:
+        """A crop path from the index, refused unless it stays inside this face set's folder."""
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise InputError(self.root / "faceset.db", f"stored face path {name!r} points outside the face set")
+        return path
 
     def faces_of(self, source: str | Path) -> dict[int, list[Face]]:
         """The indexed faces of one source file, by frame index, as Face objects (no crops): lets `swap`
@@ -222,16 +241,7 @@ class FaceSet:
         path = str(Path(source).resolve())
         out: dict[int, list[Face]] = {}
         for r in self._records(path):
-            face = Face(
-                bbox=r.bbox,
-                score=r.score,
-                landmarks=r.landmarks,
-                matrix=r.matrix,
-                embedding=r.embedding,
-                blur=r.blur,
-                pose=r.pose,
-            )
-            out.setdefault(r.frame_index, []).append(face)
+            out.setdefault(r.frame_index, []).append(r.face)
         for (frame_index,) in self.db.execute(
             "SELECT f.frame_index FROM frames f JOIN sources s ON s.id = f.source_id WHERE s.path=? AND f.faces=0",
             (path,),
@@ -244,10 +254,11 @@ class FaceSet:
         return [dict(zip(cols, r, strict=True)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM sources")]
 
     def load_crop(self, rec: FaceRecord) -> np.ndarray:
+        """The aligned crop of a face, RGB."""
         img = cv2.imread(str(rec.file), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(rec.file, "face crop is missing or unreadable")
-        return img
+        if img is None or img.shape[:2] != (self.size, self.size):
+            raise InputError(rec.file, "face crop is missing, unreadable or not of the face set's size")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def embeddings(self) -> np.ndarray:
         rows = self.db.execute("SELECT embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id")

@@ -1,7 +1,8 @@
 """Read frames, in order, from a video file, an image or a folder of images.
 
 Every failure a user can cause (missing file, not media, truncated video, decompression bomb) becomes an
-`InputError` naming the file; unusual but valid images (grayscale, RGBA, 16-bit) are converted to 8-bit BGR.
+`InputError` naming the file; unusual but valid images (grayscale, RGBA, 16-bit) are converted to 8-bit RGB,
+the one colour order frames have in memory (BGR exists only inside the cv2 calls that need it).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class MediaInfo:
 class Frame:
     index: int
     time: float
-    image: np.ndarray  # (H, W, 3) uint8 BGR
+    image: np.ndarray  # (H, W, 3) uint8 RGB
     source: str = ""
 
 
@@ -83,8 +84,8 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS
 
 
-def _to_bgr8(im: Image.Image, path: Path) -> np.ndarray:
-    """Convert any Pillow mode to 8-bit BGR: gray is replicated, alpha composited on black, 16-bit scaled."""
+def _to_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit RGB: gray is replicated, alpha composited on black, 16-bit scaled."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
@@ -95,16 +96,15 @@ def _to_bgr8(im: Image.Image, path: Path) -> np.ndarray:
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
         rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
-        return np.ascontiguousarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
     try:
-        rgb = np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot convert image mode {im.mode}: {exc}") from None
-    return np.ascontiguousarray(rgb[..., ::-1])
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode one image to 8-bit BGR, honouring EXIF orientation, refusing decompression bombs."""
+    """Decode one image to 8-bit RGB, honouring EXIF orientation, refusing decompression bombs."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -121,7 +121,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
                     )
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                return _to_bgr8(im, path)
+                return _to_rgb8(im, path)
     except Image.DecompressionBombError:
         raise InputError(path, "image is too large (possible decompression bomb)") from None
     except UnidentifiedImageError:
@@ -227,7 +227,7 @@ def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
                 continue
             for fr in decoded:
                 try:
-                    img = fr.to_ndarray(format="bgr24")
+                    img = fr.to_ndarray(format="rgb24")
                 except (av.error.FFmpegError, ValueError):
                     stats.corrupt += 1
                     continue

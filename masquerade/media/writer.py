@@ -7,8 +7,7 @@ so a failed or interrupted run never leaves a half-written file under the user's
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,14 +15,14 @@ import av
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from masquerade.core.atomic import atomic_path
+from masquerade.core.atomic import atomic_path, publish, remove_orphan_temps, temp_beside
 from masquerade.core.errors import InputError
 
 LABEL_KEYS = ("comment", "description")
 
 
 class VideoWriter:
-    """Encode BGR frames to a video file; optionally copy (or, failing that, re-encode) an audio stream.
+    """Encode RGB frames to a video file; optionally copy (or, failing that, re-encode) an audio stream.
 
     Use as a context manager; the file appears at `path` only when the block exits without error.
     """
@@ -43,11 +42,8 @@ class VideoWriter:
         if not self.path.parent.is_dir():
             raise InputError(self.path, "output folder does not exist")
         self.width, self.height = size
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        remove_orphan_temps(self.path)  # a killed earlier run's half-written file
+        self._tmp = temp_beside(self.path, self.path.suffix or ".mp4")
         self._audio_from = Path(audio_from) if audio_from else None
         self._audio_src = None
         self._audio_out = None
@@ -88,7 +84,7 @@ class VideoWriter:
     def write(self, image: np.ndarray) -> None:
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, writer is {self.width}x{self.height}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = self._count
         self._count += 1
         for packet in self._vs.encode(frame):
@@ -135,12 +131,19 @@ class VideoWriter:
         for packet in outs.encode(None):
             self._out.mux(packet)
 
-    def close(self) -> None:
+    def close(self, check: Callable[[Path], None] | None = None) -> None:
+        """Finish the file; `check(temporary path)` may inspect it first and raise to refuse it (the
+        temporary file is then removed and nothing appears under the user's name)."""
         for packet in self._vs.encode(None):
             self._out.mux(packet)
         self._copy_audio()
         self._out.close()
-        os.replace(self._tmp, self.path)
+        try:
+            if check is not None:
+                check(self._tmp)
+            publish(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def abort(self) -> None:
         if self._audio_src is not None:
@@ -163,12 +166,20 @@ class VideoWriter:
         return self._count
 
 
-def write_image(path: str | Path, image: np.ndarray, label: str | None = None, quality: int = 95) -> None:
-    """Write a BGR image as PNG (label in a text chunk) or JPEG (label in EXIF ImageDescription), atomically."""
+def write_image(
+    path: str | Path,
+    image: np.ndarray,
+    label: str | None = None,
+    quality: int = 95,
+    check: Callable[[Path], None] | None = None,
+) -> None:
+    """Write an RGB image as PNG (label in a text chunk) or JPEG (label in EXIF ImageDescription), atomically.
+
+    The one image writer: outputs, face crops, previews and reports all go through it."""
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(path, "output folder does not exist")
-    im = Image.fromarray(np.ascontiguousarray(image[..., ::-1]))
+    im = Image.fromarray(np.ascontiguousarray(image))
     ext = path.suffix.lower()
     with atomic_path(path) as tmp:
         if ext == ".png":
@@ -176,7 +187,7 @@ def write_image(path: str | Path, image: np.ndarray, label: str | None = None, q
             if label:
                 info.add_itxt("Description", label)
                 info.add_text("Software", "masquerade")
-            im.save(tmp, format="PNG", pnginfo=info)
+            im.save(tmp, format="PNG", pnginfo=info, compress_level=3)
         elif ext in (".jpg", ".jpeg"):
             exif = Image.Exif()
             if label:
@@ -185,6 +196,8 @@ def write_image(path: str | Path, image: np.ndarray, label: str | None = None, q
             im.save(tmp, format="JPEG", quality=quality, exif=exif.tobytes())
         else:
             raise InputError(path, "images are written as .png or .jpg")
+        if check is not None:  # may inspect the complete file and raise to refuse it
+            check(tmp)
 
 
 def read_label(path: str | Path) -> str | None:

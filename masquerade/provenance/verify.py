@@ -10,6 +10,7 @@ all those checked would reach it by chance (this is what decides single images).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from masquerade.media import probe, read_frames, read_label
 from masquerade.provenance import watermark as wm
 
 FILE_FALSE_ALARM = 1e-6
+# The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
+# probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
+MODEL_ID_Z = 4.0
 
 
 @dataclass
@@ -33,7 +37,7 @@ class VerifyResult:
     fraction_marked: float  # of the frames checked
     signature: str | None  # decoded from all marked faces, hex
     model_code: str | None  # the 16-bit model id, hex (first 4 hex digits of the model id)
-    model_code_z: float  # the weakest model-id bit's combined z: below 3 the id is uncertain
+    model_code_z: float  # the weakest model-id bit's combined z: below MODEL_ID_Z the id is not reported
     label: str | None
     mean_z: float
     min_marked_frames: int
@@ -50,12 +54,14 @@ class VerifyResult:
         ]
         if self.signature is not None:
             ok = wm.signature_ok(int(self.signature, 16))
-            sure = "" if self.model_code_z >= 3 else " (uncertain: too few marked frames to read it reliably)"
+            model = self.model_code or "unreadable (too few or too damaged marked frames to read it for sure)"
             out.append(
-                f"  payload: signature 0x{self.signature} ({'masquerade' if ok else 'not masquerade'})"
-                f", model {self.model_code}{sure}"
+                f"  payload: signature 0x{self.signature} ({'masquerade' if ok else 'not masquerade'}), model {model}"
             )
-        out.append(f"  metadata label: {self.label or 'none'}")
+        note = ""
+        if self.label and not self.marked:
+            note = " (contradicts the pixels, which carry no mark: a label is easily added or removed)"
+        out.append(f"  metadata label: {self.label or 'none'}{note}")
         return out
 
 
@@ -85,21 +91,32 @@ def strict_threshold(frames: int, faces_per_frame: int = 2) -> float:
     return hi
 
 
-def verify_file(
-    path: str | Path, max_frames: int = 300, min_face: int = wm.DETECTOR[1], analyzer: FaceAnalyzer | None = None
-) -> VerifyResult:
+def verify_analyzer() -> FaceAnalyzer:
+    """The face finder verify reads marks with (and swap aligns its marks to): landmarks only."""
+    return FaceAnalyzer(detector=wm.DETECTOR[0], min_face=wm.DETECTOR[1])
+
+
+def verify_file(path: str | Path, max_frames: int = 300, analyzer: FaceAnalyzer | None = None) -> VerifyResult:
+    """Check up to `max_frames` frames of a video (spread evenly), or an image, for the mark."""
     path = Path(path)
     info = probe(path)  # raises InputError for missing files and non-media
     every = max(1, math.ceil(info.frames / max_frames)) if info.frames else 1
-    fa = analyzer or FaceAnalyzer(detector=wm.DETECTOR[0], min_face=min_face, embeddings=False)
+    frames = (fr.image for _, fr in zip(range(max_frames), read_frames(path, every=every), strict=False))
+    return verify_frames(path, frames, analyzer)
+
+
+def verify_frames(path: str | Path, frames: Iterable[np.ndarray], analyzer: FaceAnalyzer | None = None) -> VerifyResult:
+    """The verdict on these frames of `path` (what `verify` says, and what `swap` checks before it
+    hands an output over)."""
+    fa = analyzer or verify_analyzer()
     checked = with_face = marked = 0
     z_sum = np.zeros(wm.N_BITS, np.float64)
     zs = []
-    for fr in read_frames(path, every=every):
+    for image in frames:
         checked += 1
-        faces = fa(fr.image)
+        faces = fa(image)
         with_face += bool(faces)
-        reads = [wm.read_face(fr.image, f.landmarks) for f in faces]
+        reads = [wm.read_face(image, f.landmarks) for f in faces]
         best = max(reads, key=lambda r: r.z_signature, default=None)
         if best is not None:
             zs.append(best.z_signature)
@@ -108,8 +125,6 @@ def verify_file(
             marked += 1
             for r in hits:
                 z_sum += r.z_bits
-        if checked >= max_frames:
-            break
     if checked == 0:
         raise InputError(path, "no frame could be read")
     need = min_marked_frames(checked)
@@ -118,7 +133,8 @@ def verify_file(
     if marked:
         code_z = float(np.abs(z_sum[wm.N_SIG :]).min() / math.sqrt(marked))
         sig_v, code_v = wm.bits_to_payload(z_sum)
-        sig, code = f"{sig_v:04x}", f"{code_v:04x}"
+        sig = f"{sig_v:04x}"
+        code = f"{code_v:04x}" if code_z >= MODEL_ID_Z else None  # a model id is right or not given
     strong = bool(zs) and max(zs) > strict_threshold(checked)
     is_marked = (marked >= need or strong) and sig is not None and wm.signature_ok(int(sig, 16))
     return VerifyResult(

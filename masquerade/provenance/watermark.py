@@ -7,7 +7,7 @@ small rotations of the frame for free; no synchronisation template or search is 
 Embedding: the 32-bit payload (16-bit tool signature + 16-bit model id) selects signs of 32 pseudo-random
 patterns (key-seeded +-1 cells of 4 px in a 128 px aligned crop, bicubic-smoothed so they survive JPEG and
 H.264). Their sum, scaled to `AMPLITUDE` grey levels and weighted by the face mask, is added to the face's
-luminance (equally to B, G and R, so chroma is untouched).
+luminance (equally to R, G and B, so chroma is untouched).
 
 Detection: re-align the face, high-pass its luminance, and correlate with the 32 payload patterns and with
 48 decoy patterns that are never embedded. The decoys' correlations estimate, for this very face, the
@@ -118,7 +118,7 @@ def _crop_geometry(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def embed(frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None = None) -> np.ndarray:
-    """Add the mark for one face (68 landmarks, frame pixels) to a BGR uint8 frame; returns a new frame.
+    """Add the mark for one face (68 landmarks, frame pixels) to an RGB uint8 frame; returns a new frame.
 
     Invisible: its energy follows the face's own texture (eyes, brows, mouth, hairline mask it; smooth
     cheeks get little), with peaks clipped, and its strength is just what this face needs to read TARGET_Z.
@@ -127,7 +127,7 @@ def embed(frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.nd
     `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask.
     """
     m, mask = _crop_geometry(landmarks)
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     crop = cv2.warpAffine(gray, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     weight = texture_weight(crop, mask) * mask
     h, w = frame.shape[:2]
@@ -169,7 +169,7 @@ def texture_weight(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False) -> np.ndarray:
-    """Add a luminance delta to B, G and R equally, scaled down if needed to keep PSNR >= MIN_PSNR.
+    """Add a luminance delta to R, G and B equally, scaled down if needed to keep PSNR >= MIN_PSNR.
 
     `exact` keeps float precision (for measuring the mark's effect before rounding to 8 bits).
     """
@@ -198,7 +198,7 @@ class FaceMark:
 def read_face(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
     """Correlate one face (68 landmarks in frame pixels) against the payload and decoy patterns."""
     m, mask = _crop_geometry(landmarks)
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     crop = cv2.warpAffine(
         gray.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )

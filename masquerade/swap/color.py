@@ -1,12 +1,14 @@
 """Colour matching of a generated face to the face it replaces, using statistics inside the face mask.
 
-Each function takes float32 BGR images in [0, 255] and a mask in [0, 1], and returns the adjusted `src`.
+Each function takes float32 RGB images in [0, 255] and a mask in [0, 1], and returns the adjusted `src`.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+import torch
+
+from masquerade.core.tensor_color import lab_to_rgb, rgb_to_lab
 
 MODES = ("none", "mean-std", "lab-transfer", "hist-match")
 
@@ -29,10 +31,16 @@ def mean_std_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.
 
 def lab_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Reinhard et al. (2001) colour transfer in L*a*b* ("RCT"): mean/std transfer per L*a*b* channel."""
-    to_lab = lambda im: cv2.cvtColor(np.clip(im / 255.0, 0, 1).astype(np.float32), cv2.COLOR_BGR2LAB)  # noqa: E731
-    out = mean_std_transfer(to_lab(src), to_lab(ref), mask)
+    out = mean_std_transfer(_to_lab(src), _to_lab(ref), mask)
     out[..., 0] = np.clip(out[..., 0], 0, 100)
-    return cv2.cvtColor(out, cv2.COLOR_LAB2BGR) * 255.0
+    lab = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None]
+    return lab_to_rgb(lab)[0].permute(1, 2, 0).numpy() * 255.0
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 255] -> L*a*b*, through the same tensor conversion the trainer jitters colour in."""
+    t = torch.from_numpy(np.clip(rgb / 255.0, 0, 1).astype(np.float32)).permute(2, 0, 1)[None]
+    return rgb_to_lab(t)[0].permute(1, 2, 0).numpy()
 
 
 def hist_match(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:

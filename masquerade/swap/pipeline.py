@@ -6,27 +6,25 @@ function that returns swapped pixels: there is no way to get a swapped frame wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import crop_face, estimate_matrix, transform_points, uncrop
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.detect import landmarks68, make_detector
-from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
+from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather
+from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
 from masquerade.swap.blend import blend
 from masquerade.swap.color import match_color
 from masquerade.swap.smooth import LandmarkSmoother
-from masquerade.train import checkpoint as ckpt
-from masquerade.train.loop import build_model
 
 
 @dataclass
@@ -43,39 +41,6 @@ class SwapOptions:
     batch_size: int = 16
     device: str = "auto"
     fps: float = 30.0
-
-
-@dataclass
-class LoadedModel:
-    path: Path
-    config: dict
-    net: torch.nn.Module
-    device: torch.device
-    iteration: int = 0
-    identity: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def model_id(self) -> str:
-        return str(self.config.get("model_id", "0000"))
-
-
-def load_model(path: str | Path, device: str = "auto") -> LoadedModel:
-    """Load a trained model folder for inference (weights from safetensors; no pickle anywhere)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "model folder not found")
-    config = ckpt.load_config(path)
-    if config.get("format") != "masquerade-model":
-        raise InputError(path, "config.json is not a masquerade model config")
-    try:
-        net = build_model(config)
-    except (KeyError, TypeError) as exc:
-        raise InputError(path, f"model config is incomplete or of an unknown architecture ({exc})") from None
-    dev = pick_device(device)
-    it = ckpt.load_weights(path, net)
-    net.to(dev).eval()
-    ident = {k: np.asarray(v, np.float32) for k, v in config.get("identity", {}).items()}
-    return LoadedModel(path, config, net, dev, it, ident)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,11 +69,12 @@ class Swapper:
             raise InputError("--to", "must be a, b or auto")
         self.to: str | None = None if self.opts.to == "auto" else self.opts.to
         self.chosen_by = "" if self.to is None else "--to"
-        self.size = int(self.model.config["size"])
-        self.padding = float(self.model.config["padding"])
+        self.size = self.model.config.size
+        self.padding = self.model.config.padding
+        self.identity = self.model.identity
         need_emb = not self.opts.swap_all or self.to is None
         self.analyzer = FaceAnalyzer(
-            self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.model.identity)
+            self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.identity)
         )
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
         self._verify_detector = make_detector(*watermark.DETECTOR)
@@ -121,20 +87,17 @@ class Swapper:
     def choose_side(self, faces: list[Face]) -> None:
         """Pick the side to render: the one the faces are NOT of (by mean identity embedding)."""
         embs = [f.embedding for f in faces if f.embedding is not None]
-        if self.to is not None or not embs or not self.model.identity:
+        if self.to is not None or not embs or not self.identity:
             return
-        e = np.mean(embs, 0)
-        da, db = distance(e, self.model.identity["a"]), distance(e, self.model.identity["b"])
-        self.to = "b" if da <= db else "a"
-        self.chosen_by = (
-            f"faces are nearer identity {'a' if da <= db else 'b'} ({min(da, db):.2f} vs {max(da, db):.2f})"
-        )
+        side, da, db = nearer_side(np.mean(embs, 0), self.identity)
+        self.to = "b" if side == "a" else "a"
+        self.chosen_by = f"faces are nearer identity {side} ({min(da, db):.2f} vs {max(da, db):.2f})"
 
     def _is_source(self, face: Face) -> bool:
-        if self.opts.swap_all or face.embedding is None or not self.model.identity or self.source_side is None:
+        if self.opts.swap_all or face.embedding is None or not self.identity or self.source_side is None:
             return True
-        d_src = distance(face.embedding, self.model.identity[self.source_side])
-        d_tgt = distance(face.embedding, self.model.identity[self.to])
+        d_src = distance(face.embedding, self.identity[self.source_side])
+        d_tgt = distance(face.embedding, self.identity[self.to])
         return d_src < SAME_PERSON_DISTANCE and d_src <= d_tgt
 
     # -- swapping -------------------------------------------------------------------------------------
@@ -142,7 +105,7 @@ class Swapper:
         return self.swap_frames([frame])[0]
 
     def swap_frames(self, frames: list[np.ndarray], faces: list[list[Face]] | None = None) -> list[np.ndarray]:
-        """Swap a batch of consecutive BGR frames; the model runs once over all their faces."""
+        """Swap a batch of consecutive RGB frames; the model runs once over all their faces."""
         faces = faces if faces is not None else [self.analyzer(f) for f in frames]
         if self.to is None:
             self.choose_side([f for fs in faces for f in fs])
@@ -167,18 +130,16 @@ class Swapper:
 
     @torch.no_grad()
     def _run_model(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) BGR uint8 crops -> (N, S, S, 3 or 4) float32 BGR[, mask] in [0, 1]."""
+        """(N, S, S, 3) RGB uint8 crops -> (N, S, S, 3 or 4) float32 RGB[, mask] in [0, 1]."""
         net, dev = self.model.net, self.model.device
         outs = []
         for k in range(0, len(crops), self.opts.batch_size):
-            x = torch.from_numpy(crops[k : k + self.opts.batch_size][..., ::-1].copy()).to(dev)
+            x = torch.from_numpy(crops[k : k + self.opts.batch_size]).to(dev)
             x = x.permute(0, 3, 1, 2).float() / 255
             with torch.autocast(dev.type, enabled=dev.type == "cuda"):
                 y = net(x, self.to).float()
             outs.append(y.permute(0, 2, 3, 1).cpu().numpy())
-        y = np.concatenate(outs)
-        y[..., :3] = y[..., 2::-1]  # RGB -> BGR
-        return y
+        return np.concatenate(outs)
 
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
@@ -211,9 +172,8 @@ class Swapper:
         """Embed the watermark on a swapped face, aligned exactly as `verify` will align it: the verify
         detector's box on the swapped pixels, then landmarks. (Landmarks from another box can differ by
         several pixels, enough to lose most of the mark.) Limited to the blend mask."""
-        rgb = np.ascontiguousarray(frame[..., ::-1])
-        dets = self._verify_detector.detect(rgb)
+        dets = self._verify_detector.detect(frame)
         if dets:
             box = max(dets, key=lambda d: _iou(d.box, box)).box
-        seen = landmarks68(rgb, box)
+        seen = landmarks68(frame, box)
         return watermark.embed(frame, seen, self.model.model_id, region=region)

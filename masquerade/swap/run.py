@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from masquerade.core.errors import InputError
+from masquerade.core.errors import InputError, MasqueradeError
+from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
 from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
-from masquerade.media.reader import IMAGE_EXTS, MediaInfo
+from masquerade.media.reader import IMAGE_EXTS, MediaInfo, is_image_path
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
+from masquerade.provenance.verify import verify_frames
 from masquerade.swap.pipeline import Swapper
 
 CHUNK = 8  # frames swapped per model call
+
+
+@dataclass
+class VideoOptions:
+    """How a video is written and which part of it is swapped."""
+
+    crf: int = 18  # H.264 quality, lower is better
+    codec: str = "libx264"
+    start: str | None = None  # seconds (12.5), min:s (1:02.5) or frame (300f)
+    end: str | None = None
+    preview: int = 0  # >0: write this many before|after stills and stop
 
 
 @dataclass
@@ -30,6 +42,7 @@ class SwapReport:
     previews: list[str] | None = None
     reused_frames: int = 0  # frames whose faces came from a face set's index instead of detection
     warnings: list[str] | None = None
+    mark_check: str | None = None  # what reading the mark back from the written output found
 
 
 def parse_time(text: str | None, fps: float) -> int | None:
@@ -57,8 +70,27 @@ def check_paths(inp: Path, out: Path) -> None:
         raise InputError(out, "output folder does not exist")
 
 
-def _count_swapped(before: list[np.ndarray], after: list[np.ndarray]) -> int:
-    return sum(int(not np.array_equal(a, b)) for a, b in zip(before, after, strict=True))
+READ_BACK_FRAMES = 24  # swapped frames of an output that swap reads its mark back from
+
+
+def _read_back(path: Path, out: Path, swapped_at: list[int], report: SwapReport, hint: str) -> None:
+    """Read the mark back from (a sample of) the swapped frames just written to `path`, the output's
+    temporary file; raise, so that nothing is handed over, if `verify` would not find it."""
+    if not swapped_at:
+        return
+    picks = sorted({swapped_at[int(i)] for i in np.linspace(0, len(swapped_at) - 1, READ_BACK_FRAMES)})
+    if is_image_path(out):
+        frames = iter([read_image(path)])
+    else:
+        wanted = set(picks)
+        frames = (fr.image for fr in read_frames(path) if fr.index in wanted)
+    res = verify_frames(out, frames)
+    if not res.marked:
+        raise MasqueradeError(
+            f"{out}: the watermark could not be read back ({res.frames_marked} of {res.frames_checked} swapped "
+            f"frames marked), so the output was not written; {hint}"
+        )
+    report.mark_check = f"{res.frames_marked} of {res.frames_checked} swapped frames read back as marked"
 
 
 def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
@@ -77,7 +109,7 @@ def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
 def indexed_faces(swapper: Swapper, inp: Path) -> dict[int, list]:
     """Faces of INPUT already in one of the model's face sets (same file), by frame index."""
     found: dict[int, list] = {}
-    for side_paths in swapper.model.config.get("facesets", {}).values():
+    for side_paths in swapper.model.config.facesets.values():
         for fs_path in side_paths:
             if not (Path(fs_path) / "faceset.db").is_file():
                 continue
@@ -90,29 +122,28 @@ def swap_video(
     swapper: Swapper,
     inp: Path,
     out: Path,
-    crf: int = 18,
-    codec: str = "libx264",
-    start: str | None = None,
-    end: str | None = None,
-    preview: int = 0,
+    video: VideoOptions | None = None,
     label: bool = False,
     side_by_side: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> SwapReport:
+    """Swap a video file to `out` (same size, rate and length; audio copied; marked and labelled)."""
+    v = video or VideoOptions()
+    crf, codec = v.crf, v.codec
     info = probe(inp)
     if info.kind != "video":
         raise InputError(inp, "not a video")
     check_paths(inp, out)
     swapper.smoother.fps = info.fps
-    f0 = parse_time(start, info.fps) or 0
-    f1 = parse_time(end, info.fps)
+    f0 = parse_time(v.start, info.fps) or 0
+    f1 = parse_time(v.end, info.fps)
     f1 = info.frames if f1 is None else min(f1, info.frames)
     if f1 <= f0:
         raise InputError(inp, f"empty range: --start frame {f0} is not before --end frame {f1}")
     choose_side(swapper, info)
     report = SwapReport(str(out), rendered=swapper.to or "", chosen_by=swapper.chosen_by, warnings=[])
-    if preview:
-        return _previews(swapper, inp, out, f0, f1, preview, report)
+    if v.preview:
+        return _previews(swapper, inp, out, f0, f1, v.preview, report)
     meta = video_metadata(swapper.model.model_id)
     size = (info.width, info.height)
     window = (f0 / info.fps, f1 / info.fps)
@@ -133,6 +164,7 @@ def swap_video(
         )
     known = indexed_faces(swapper, inp)
     report.reused_frames = 0
+    swapped_at: list[int] = []  # output frames with a swapped face
     try:
         chunk: list[np.ndarray] = []
         chunk_idx: list[int] = []
@@ -142,16 +174,16 @@ def swap_video(
             report.reused_frames += sum(i in known for i in chunk_idx)
             swapped = swapper.swap_frames(chunk, faces)
             chunk_idx.clear()
-            n = _count_swapped(chunk, swapped)
-            report.frames_swapped += n
-            for before, after in zip(chunk, swapped, strict=True):
+            for k, (before, after) in enumerate(zip(chunk, swapped, strict=True)):
+                if not np.array_equal(before, after):
+                    swapped_at.append(report.frames + k)
                 after = draw_tag(after) if label else after
                 writer.write(after)
                 if sbs is not None:
                     sbs.write(np.hstack([before, after]))
             report.frames += len(chunk)
             if progress:
-                progress(report.frames, f1 - f0)
+                progress(report.frames, f1 - f0, {})
             chunk.clear()
 
         for fr in read_frames(inp):
@@ -170,7 +202,13 @@ def swap_video(
         if sbs is not None:
             sbs.abort()
         raise
-    writer.close()
+    report.frames_swapped = len(swapped_at)
+    try:
+        writer.close(check=lambda tmp: _read_back(tmp, out, swapped_at, report, f"lower --crf (now {crf})"))
+    except BaseException:
+        if sbs is not None:
+            sbs.abort()
+        raise
     if sbs is not None:
         sbs.close()
     if report.frames_swapped == 0:
@@ -199,7 +237,7 @@ def swap_images(
     inp: Path,
     out: Path,
     label: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> SwapReport:
     """An image to an image file, or a folder of images to a folder (created if missing)."""
     files = list_sources([inp]) if inp.is_dir() else [inp]
@@ -227,22 +265,34 @@ def swap_images(
         img = read_image(src)
         after = swapper.swap_frame(img)
         report.frames += 1
-        report.frames_swapped += int(not np.array_equal(img, after))
-        write_image(dst, draw_tag(after) if label else after, label=text)
+        changed = not np.array_equal(img, after)
+        report.frames_swapped += int(changed)
+        swapped_at = [0] if changed else []
+
+        def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at) -> None:
+            _read_back(tmp, dst, swapped_at, report, "try a PNG output")
+
+        write_image(dst, draw_tag(after) if label else after, label=text, check=check)
         if progress:
-            progress(k, len(files))
+            progress(k, len(files), {})
     report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
     if report.frames_swapped == 0:
         report.warnings.append("no face of the source identity was found: images were copied through unchanged")
     return report
 
 
-def swap_file(swapper: Swapper, inp: str | Path, out: str | Path, **kw) -> SwapReport:
-    """Swap a video, an image or a folder; video-only options (crf, codec, start, end, preview) are ignored
-    for images."""
+def swap_file(
+    swapper: Swapper,
+    inp: str | Path,
+    out: str | Path,
+    video: VideoOptions | None = None,
+    label: bool = False,
+    progress: Progress | None = None,
+) -> SwapReport:
+    """Swap a video, an image or a folder; `video` options are ignored for images."""
     inp, out = Path(inp), Path(out)
     if not inp.exists():
         raise InputError(inp, "no such file or folder")
     if inp.is_dir() or inp.suffix.lower() in IMAGE_EXTS:
-        return swap_images(swapper, inp, out, label=kw.get("label", False), progress=kw.get("progress"))
-    return swap_video(swapper, inp, out, **kw)
+        return swap_images(swapper, inp, out, label=label, progress=progress)
+    return swap_video(swapper, inp, out, video, label=label, progress=progress)

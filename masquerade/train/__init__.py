@@ -1,1 +1,1 @@
-"""Training: one readable loop (loop.py), its losses, and atomic safetensors checkpoints."""
+"""Training: its data (data.py, augment.py), losses, and one readable loop around `train_step` (loop.py)."""

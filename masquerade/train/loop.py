@@ -1,8 +1,11 @@
-"""The training loop, in one readable function: sample, step, log, preview, checkpoint.
+"""The training loop, in one readable function around `train_step`: sample, step, log, preview, checkpoint.
 
 A model folder holds config.json (architecture, hyper-parameters, face sets, identities), model.safetensors,
 optimizer.safetensors, state.json (iteration, loss history), log.jsonl and previews/. Training resumes
-from it when it exists; Ctrl-C saves before returning; a NaN loss stops without overwriting the last save.
+from it when it exists; the first checkpoint is written at once (so a kill at any moment leaves a folder
+that resumes); Ctrl-C saves before returning; a NaN loss stops without overwriting the last save.
+Beside the loss, the log carries a held-out loss (faces never trained on) and, as in nanoGPT, the model
+FLOPs per sample and the achieved fraction of the machine's peak (MFU).
 """
 
 from __future__ import annotations
@@ -11,25 +14,27 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from masquerade import __version__
-from masquerade.core.atomic import write_bytes, write_json
+from masquerade.core.atomic import write_bytes
 from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError, MasqueradeError
-from masquerade.faceset.augment import AugmentConfig
-from masquerade.faceset.dataset import SideData, fixed_batch, load_side, sample_batch
-from masquerade.models import create_model, model_entry
-from masquerade.train import checkpoint as ckpt
+from masquerade.core.lock import FolderLock
+from masquerade.core.types import Progress
+from masquerade.media import write_image
+from masquerade.models import io
+from masquerade.models.registry import model_entry
+from masquerade.train.augment import AugmentConfig
+from masquerade.train.data import SideData, fixed_batch, load_side, sample_batch
 from masquerade.train.losses import face_loss
 
-ARCH_KEYS = ("model", "size", "padding", "mask")
+LOG_EVERY = 10
 
 
 @dataclass
@@ -56,7 +61,28 @@ class TrainConfig:
     def with_model_defaults(self) -> TrainConfig:
         """A copy with the settings left unset (lr, batch size) taken from the model's registry entry."""
         entry = model_entry(self.model)
-        return replace(self, lr=self.lr or entry.lr, batch_size=self.batch_size or entry.batch_size)
+        lr = entry.lr if self.lr is None else self.lr
+        return replace(self, lr=lr, batch_size=self.batch_size or entry.batch_size)
+
+    def check(self) -> None:
+        """Every option in its domain, else a one-line error naming the option."""
+        lo, hi = io.SIZE_RANGE
+        if not lo <= self.size <= hi or self.size % 16:
+            raise InputError("--size", f"must be a multiple of 16 from {lo} to {hi} (got {self.size})")
+        if self.lr is not None and not (math.isfinite(self.lr) and 0 < self.lr < 1):
+            raise InputError("--lr", f"must be a number above 0 and below 1 (got {self.lr})")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise InputError("--minutes", f"must be a number above 0 (got {self.minutes})")
+        if self.iterations is not None and self.iterations < 1:
+            raise InputError("--iterations", f"must be 1 or more (got {self.iterations})")
+        for name in ("batch_size", "save_every", "preview_every"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise InputError(f"--{name.replace('_', '-')}", f"must be 1 or more (got {v})")
+        if not 0 <= self.anneal <= 1:
+            raise InputError("--anneal", f"must be between 0 and 1 (got {self.anneal})")
+        if self.threads < 0:
+            raise InputError("--threads", f"must be 0 or more (got {self.threads})")
 
 
 class TrainingDiverged(MasqueradeError):
@@ -74,26 +100,27 @@ class TrainResult:
     stopped_by: str = ""
 
 
-def _config_dict(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b: SideData) -> dict:
-    d = asdict(cfg)
-    for k in ("iterations", "minutes", "device", "compile", "threads"):
-        d.pop(k)
-    d.update(
-        format="masquerade-model",
-        version=__version__,
+def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b: SideData) -> io.ModelConfig:
+    """The config of a new model: its architecture, identities and the hyper-parameters it is trained with."""
+    training = asdict(cfg)
+    for k in (*io.ARCH_KEYS, "holdout_every", "iterations", "minutes", "device", "compile", "threads"):
+        training.pop(k)
+    return io.ModelConfig(
+        model=cfg.model,
+        size=cfg.size,
+        padding=cfg.padding,
+        mask=cfg.mask,
         model_id=secrets.token_hex(4),
+        version=__version__,
+        holdout_every=cfg.holdout_every,
         facesets={
             "a": [str(Path(p).resolve()) for p in faceset_a],
             "b": [str(Path(p).resolve()) for p in faceset_b],
         },
         identity={"a": data_a.embedding.tolist(), "b": data_b.embedding.tolist()},
         faces={"a": len(data_a), "b": len(data_b)},
+        training=training,
     )
-    return d
-
-
-def build_model(config: dict) -> torch.nn.Module:
-    return create_model(config["model"], size=config["size"], mask=config["mask"])
 
 
 def memory_format(model: torch.nn.Module, device: torch.device) -> torch.memory_format:
@@ -122,33 +149,123 @@ def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> t
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), fused=fused)
 
 
-def _to_image(t: torch.Tensor) -> np.ndarray:
-    return (t[:3].clamp(0, 1).permute(1, 2, 0).cpu().numpy()[..., ::-1] * 255 + 0.5).astype(np.uint8)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # warped input, target, weight, mask
+
+
+def sample_batches(
+    data: dict[str, SideData], cfg: TrainConfig, gen: torch.Generator, device: torch.device, layout
+) -> dict[str, Batch]:
+    """One augmented batch per side, the inputs in the model's memory layout."""
+    out = {}
+    for side, d in data.items():
+        x, y, w, m = sample_batch(d, cfg.batch_size, cfg.size, cfg.padding, cfg.augment, gen, device)
+        out[side] = (x.contiguous(memory_format=layout), y, w, m)
+    return out
+
+
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    batches: dict[str, Batch],
+    cfg: TrainConfig,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[float, float]:
+    """One update of both sides: loss A + loss B, backward, Adam (mixed precision on CUDA).
+
+    Returns the two losses; when the loss is not finite the weights are left untouched (the caller stops).
+    """
+    dev = batches["a"][0].device.type
+    amp = dev == "cuda"
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    losses = []
+    with torch.autocast(dev, dtype=amp_dtype, enabled=amp):
+        for side in ("a", "b"):
+            x, y, w, m = batches[side]
+            pred = model(x, side).float()
+            losses.append(face_loss(pred, y, w, cfg.ssim_weight, m if cfg.mask else None))
+    loss = losses[0] + losses[1]
+    if not torch.isfinite(loss):
+        return float("nan"), float("nan")
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return losses[0].item(), losses[1].item()
+
+
+def flops_per_sample(model: torch.nn.Module, size: int, device: torch.device) -> float:
+    """Model FLOPs of one training sample (forward and backward through the encoder and one decoder)."""
+    x = torch.rand(1, 3, size, size, device=device)
+    with FlopCounterMode(display=False) as fc:
+        model(x, "a").sum().backward()
+    model.zero_grad(set_to_none=True)
+    return float(fc.get_total_flops())
+
+
+def peak_flops(device: torch.device) -> float:
+    """This machine's attainable FLOP/s, measured on a large float32 matrix product (nanoGPT quotes the
+    datasheet's peak; a CPU has none to quote, so it is measured, about 0.1 s)."""
+    n = 2048 if device.type == "cuda" else 768
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    best = math.inf
+    for _ in range(4):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
 
 
 @torch.no_grad()
 def preview_grid(model: torch.nn.Module, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Rows of: A, A->A, A->B, B, B->B, B->A (faces from the two sides), as a BGR image."""
+    """Rows of: A, A->A, A->B, B, B->B, B->A (faces from the two sides), as an RGB image."""
     model.eval()
     n = min(len(a), len(b))
     cols = [a[:n], model(a[:n], "a"), model(a[:n], "b"), b[:n], model(b[:n], "b"), model(b[:n], "a")]
     model.train()
-    rows = [np.hstack([_to_image(c[i].float()) for c in cols]) for i in range(n)]
-    return np.vstack(rows)
+    img = torch.cat([torch.cat([c[i, :3].float() for c in cols], 2) for i in range(n)], 1)
+    return (img.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    if ok:
-        write_bytes(path, buf.tobytes())
+@torch.no_grad()
+def holdout_loss(model: torch.nn.Module, held: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: TrainConfig):
+    """The loss on faces never trained on, each rebuilt by its own decoder (no augmentation)."""
+    model.eval()
+    out = {
+        f"holdout_{s}": round(face_loss(model(x, s).float(), x, w, cfg.ssim_weight).item(), 5)
+        for s, (x, w) in held.items()
+    }
+    model.train()
+    return out
 
 
 def _trim_log(path: Path, iteration: int) -> None:
-    """After a crash, drop log lines past the checkpoint being resumed from."""
+    """After a crash, drop log lines past the checkpoint being resumed from (and any unreadable line)."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["iteration"] <= iteration]
+    keep = []
+    for ln in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("iteration"), int) and rec["iteration"] <= iteration:
+            keep.append(ln)
     write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def _holdout(paths, cfg: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    try:
+        side = load_side(paths, 2 * cfg.size, cfg.holdout_every, split="holdout")
+    except InputError:  # a small face set may hold no held-out face
+        return None
+    x, w = fixed_batch(side, 16, cfg.size, cfg.padding)
+    return x.to(device), w.to(device)
 
 
 def train(
@@ -156,20 +273,29 @@ def train(
     faceset_b: list[str | Path],
     model_dir: str | Path,
     cfg: TrainConfig | None = None,
-    progress: Callable[[int, dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Train (or resume) the model in `model_dir` on the faces of A and B until a limit or Ctrl-C."""
     cfg = replace(cfg) if cfg else TrainConfig()  # a copy: the stored architecture and defaults fill it in
+    cfg.check()
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise InputError(model_dir, "model path exists and is not a folder")
-    resume = (model_dir / ckpt.CONFIG_FILE).is_file()
+    if (model_dir / "faceset.db").exists():
+        raise InputError(model_dir, "is a face set folder; give the model its own folder")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with FolderLock(model_dir, "train"):
+        return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress)
+
+
+def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progress: Progress | None) -> TrainResult:
+    resume = (model_dir / io.CONFIG_FILE).is_file()
     if resume:
-        ckpt.recover(model_dir)  # complete or discard a save a kill interrupted; drop its temporary files
-        stored = ckpt.load_config(model_dir)
-        for k in ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
-            setattr(cfg, k, stored[k])
-        cfg.holdout_every = stored.get("holdout_every", cfg.holdout_every)
+        io.recover(model_dir)  # complete or discard a save a kill interrupted; drop its temporary files
+        config = io.load_config(model_dir)
+        for k in io.ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
+            setattr(cfg, k, getattr(config, k))
+        cfg.holdout_every = config.holdout_every
     cfg = cfg.with_model_defaults()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -177,46 +303,53 @@ def train(
     torch.manual_seed(cfg.seed)
 
     work = 2 * cfg.size
-    data_a = load_side(faceset_a, work, cfg.holdout_every)
-    data_b = load_side(faceset_b, work, cfg.holdout_every)
-    config = stored if resume else _config_dict(cfg, faceset_a, faceset_b, data_a, data_b)
-    model = build_model(config)
+    data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
+    if not resume:
+        config = new_config(cfg, faceset_a, faceset_b, data["a"], data["b"])
+    model = io.build_model(config)
     layout = memory_format(model, device)
     model = model.to(device, memory_format=layout)
     opt = make_optimizer(model, cfg.lr, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"iteration": 0, "samples": 0, "seconds": 0.0, "loss_history": []}
-    if resume:
-        it_w = ckpt.load_weights(model_dir, model)
-        if (model_dir / ckpt.OPTIM_FILE).is_file():
-            it_o, rng = ckpt.load_optimizer(model_dir, opt)
+    has_weights = resume and (
+        (model_dir / io.MODEL_FILE).is_file() or (model_dir / (io.MODEL_FILE + ".next")).is_file()
+    )
+    if has_weights:
+        it_w = io.load_weights(model_dir, model)
+        if (model_dir / io.OPTIM_FILE).is_file():
+            it_o, rng = io.load_optimizer(model_dir, opt)
             if rng is not None:
                 gen.set_state(rng)
             if it_o != it_w:
                 print(f"warning: optimizer state is from iteration {it_o}, weights from {it_w}; moments reset")
                 opt = make_optimizer(model, cfg.lr, device)
-        state = ckpt.load_state(model_dir)
+        state = io.load_state(model_dir)
         state["iteration"] = it_w
-    else:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        write_json(model_dir / ckpt.CONFIG_FILE, config)
+    elif not resume:
+        config.save(model_dir)
     _trim_log(model_dir / "log.jsonl", state["iteration"])
 
     cuda = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda") if cuda and not torch.cuda.is_bf16_supported() else None
     step_model = torch.compile(model) if cfg.compile else model
-    prev_a = fixed_batch(data_a, 4, cfg.size, cfg.padding).to(device)
-    prev_b = fixed_batch(data_b, 4, cfg.size, cfg.padding).to(device)
+    prev_a = fixed_batch(data["a"], 4, cfg.size, cfg.padding)[0].to(device)
+    prev_b = fixed_batch(data["b"], 4, cfg.size, cfg.padding)[0].to(device)
+    held = {s: h for s, p in (("a", faceset_a), ("b", faceset_b)) if (h := _holdout(p, cfg, device)) is not None}
     (model_dir / "previews").mkdir(exist_ok=True)
+    fps = flops_per_sample(model, cfg.size, device)
+    peak = peak_flops(device)
 
     def save() -> None:
-        ckpt.save_checkpoint(model_dir, model, opt, state, gen.get_state())
+        io.save_checkpoint(model_dir, model, opt, state, gen.get_state())
 
     def preview() -> None:
         grid = preview_grid(model, prev_a, prev_b)
-        _write_png(model_dir / "previews" / f"{state['iteration']:07d}.png", grid)
-        _write_png(model_dir / "previews" / "latest.png", grid)
+        write_image(model_dir / "previews" / f"{state['iteration']:07d}.png", grid)
+        write_image(model_dir / "previews" / "latest.png", grid)
+
+    if not has_weights:  # the first checkpoint at once: a kill before the first save still resumes
+        save()
 
     start_it = state["iteration"]
     seconds_before = float(state.get("seconds", 0.0))  # training time of earlier runs of this model
@@ -242,25 +375,14 @@ def train(
             lr = lr_at(progress_frac, cfg.lr, cfg.anneal)
             for g in opt.param_groups:
                 g["lr"] = lr
-            losses = []
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
-                for side, data in (("a", data_a), ("b", data_b)):
-                    x, y, w, m = sample_batch(data, cfg.batch_size, cfg.size, cfg.padding, cfg.augment, gen, device)
-                    x = x.contiguous(memory_format=layout)
-                    pred = step_model(x, side).float()
-                    losses.append(face_loss(pred, y, w, cfg.ssim_weight, m if config["mask"] else None))
-            loss = losses[0] + losses[1]
-            if not torch.isfinite(loss):
+            batches = sample_batches(data, cfg, gen, device, layout)
+            la, lb = train_step(step_model, opt, batches, cfg, scaler)
+            if not (math.isfinite(la) and math.isfinite(lb)):
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at iteration {state['iteration'] + 1}; stopped. The last good "
-                    f"checkpoint (iteration {ckpt.load_state(model_dir).get('iteration', 0)}) is kept; "
+                    f"loss became {la + lb} at iteration {state['iteration'] + 1}; stopped. The last good "
+                    f"checkpoint (iteration {io.load_state(model_dir).get('iteration', 0)}) is kept; "
                     "try a lower --lr"
                 )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            la, lb = losses[0].item(), losses[1].item()
             ema_a = la if ema_a is None else 0.95 * ema_a + 0.05 * la
             ema_b = lb if ema_b is None else 0.95 * ema_b + 0.05 * lb
             window.append((la, lb))
@@ -268,45 +390,49 @@ def train(
             state["samples"] += 2 * cfg.batch_size
             it = state["iteration"]
             elapsed = time.monotonic() - t0
+            sps = 2 * cfg.batch_size * (it - start_it) / elapsed
             info = {
                 "loss_a": ema_a,
                 "loss_b": ema_b,
-                "samples_per_s": 2 * cfg.batch_size * (it - start_it) / elapsed,
+                "lr": lr,
+                "samples_per_s": sps,
+                "flops_per_sample": fps,
+                "mfu": fps * sps / peak,
                 "elapsed": elapsed,
-                "target": target,
                 "deadline": deadline,
             }
-            if it % 10 == 0 or it == target:
+            is_preview = it % cfg.preview_every == 0
+            if it % LOG_EVERY == 0 or it == target or is_preview:
                 mean_a, mean_b = np.mean(window, 0).tolist()
                 window.clear()
-                log.write(
-                    json.dumps(
-                        {
-                            "iteration": it,
-                            "loss_a": mean_a,
-                            "loss_b": mean_b,
-                            "lr": lr,
-                            "seconds": seconds_before + elapsed,
-                        }
-                    )
-                    + "\n"
-                )
+                rec = {
+                    "iteration": it,
+                    "loss_a": mean_a,
+                    "loss_b": mean_b,
+                    "lr": lr,
+                    "seconds": seconds_before + elapsed,
+                    "samples_per_s": round(sps, 1),
+                    "mfu": round(info["mfu"], 4),
+                }
+                if is_preview:
+                    rec.update(holdout_loss(model, held, cfg))
+                    info.update({k: v for k, v in rec.items() if k.startswith("holdout")})
+                    preview()
+                log.write(json.dumps(rec) + "\n")
                 log.flush()
                 state["loss_history"].append([it, round(mean_a, 5), round(mean_b, 5)])
-            if it % cfg.preview_every == 0:
-                preview()
             if it % cfg.save_every == 0:
                 state["seconds"] = seconds_before + elapsed
                 save()
             if progress:
-                progress(it, info)
+                progress(it, None if target == math.inf else int(target), info)
     except KeyboardInterrupt:
         interrupted = True
         stopped_by = "interrupt"
     finally:
         log.close()
     state["seconds"] = seconds_before + time.monotonic() - t0
-    if state["iteration"] > start_it or not (model_dir / ckpt.MODEL_FILE).is_file():
+    if state["iteration"] > start_it:
         save()
         preview()
     total_s = state["seconds"]

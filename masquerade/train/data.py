@@ -13,12 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from masquerade.core.errors import InputError
 from masquerade.faces.align import transform_points
 from masquerade.faces.mask import face_mask, feature_mask
-from masquerade.faceset.augment import AugmentConfig, make_pair
 from masquerade.faceset.store import FaceSet
+from masquerade.train.augment import AugmentConfig, make_pair
 
 FEATURE_BOOST = 2.0  # eyes and mouth weigh 1 + this in the loss
 
@@ -54,15 +55,15 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
                 if is_holdout(rec.id, holdout_every) != (split == "holdout"):
                     continue
                 crop = fs.load_crop(rec)
-                img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)[..., ::-1]
-                lms = transform_points(rec.matrix, rec.landmarks) * scale
+                img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)
+                lms = transform_points(rec.face.matrix, rec.face.landmarks) * scale
                 shape = (work_size, work_size)
                 mask = face_mask(shape, lms)
                 w = mask * (1 + FEATURE_BOOST * feature_mask(shape, lms)) / (1 + FEATURE_BOOST)
                 imgs.append(np.ascontiguousarray(img))
                 wts.append(np.stack([w, mask]))
-                if rec.embedding is not None:
-                    embs.append(rec.embedding)
+                if rec.face.embedding is not None:
+                    embs.append(rec.face.embedding)
     if not imgs:
         raise InputError(", ".join(map(str, paths)), f"no faces in the {split} split of these face sets")
     images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
@@ -89,14 +90,14 @@ def sample_batch(
     return warped, target, w[:, :1] * (1 + FEATURE_BOOST), w[:, 1:2]
 
 
-def fixed_batch(data: SideData, n: int, size: int, model_padding: float) -> torch.Tensor:
-    """n evenly spaced faces, unaugmented, at the model's crop (for previews and evaluation)."""
+def fixed_batch(data: SideData, n: int, size: int, model_padding: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """n evenly spaced faces, unaugmented, at the model's crop, and their loss weights (for previews, the
+    held-out loss and evaluation)."""
     idx = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
-    src = data.images[idx].float() / 255
+    src = torch.cat([data.images[idx], data.weights[idx, :1]], 1).float() / 255
     scale = (1 + 2 * model_padding) / (1 + 2 * data.padding)
-    grid = torch.nn.functional.affine_grid(
-        torch.tensor([[scale, 0, 0], [0, scale, 0]]).expand(len(idx), 2, 3),
-        (len(idx), 3, size, size),
-        align_corners=False,
+    grid = F.affine_grid(
+        torch.tensor([[scale, 0, 0], [0, scale, 0]]).expand(len(idx), 2, 3), (len(idx), 4, size, size), False
     )
-    return torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[:, :3].contiguous(), out[:, 3:] * (1 + FEATURE_BOOST)

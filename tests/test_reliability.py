@@ -1,0 +1,175 @@
+"""Bad input gets one line and the right exit code; nothing is written where the tool refused; outputs are
+only handed over when they carry the mark; killed writers leave nothing behind."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from masquerade.core.atomic import remove_orphan_temps, write_bytes
+from masquerade.core.errors import InputError
+from masquerade.faceset.store import FaceSet
+from masquerade.media import read_frames, write_image
+from masquerade.models.io import load_config, load_state
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "masquerade", *map(str, args)], capture_output=True, text=True)
+
+
+def one_line_error(p, code=2, *words):
+    assert p.returncode == code, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("config.json", "{not json", "corrupt model config"),
+        ("config.json", "[1, 2]", "not a masquerade model config"),
+        ("config.json", "REPLACE:size:7", "size must be"),
+        ("config.json", "REPLACE:model:nope", "unknown model"),
+        ("config.json", "REPLACE:identity:{}", None),  # an empty identity map is allowed (no auto side choice)
+        ("state.json", '{"iteration": "ten"}', "training state"),
+        ("state.json", "\x00\x01", "corrupt training state"),
+    ],
+)
+def test_a_damaged_model_folder_is_one_line(model_dir, tmp_path, d18, name, content, reason):
+    bad = tmp_path / "m"
+    shutil.copytree(model_dir, bad)
+    if content.startswith("REPLACE:"):
+        _, key, value = content.split(":", 2)
+        cfg = json.loads((bad / name).read_text())
+        cfg[key] = json.loads(value) if value[:1] in "{[0123456789" else value
+        (bad / name).write_text(json.dumps(cfg))
+    else:
+        (bad / name).write_text(content)
+    p = run_cli("swap", d18, "-m", bad, "-o", tmp_path / "o.mp4", "--end", "2f", "--to", "b")
+    if reason is None:
+        assert p.returncode == 0, p.stderr
+        return
+    one_line_error(p, 2, reason, name)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_garbage_log_line_does_not_stop_a_resume(model_dir, facesets, tmp_path):
+    from masquerade.train.loop import TrainConfig, train
+
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    with open(m / "log.jsonl", "a") as fh:
+        fh.write("garbage\n[1]\n")
+    res = train([facesets[0]], [facesets[1]], m, TrainConfig(iterations=31, batch_size=2))
+    assert res.iteration == 31
+    lines = [json.loads(x) for x in (m / "log.jsonl").read_text().splitlines()]
+    assert all(isinstance(x, dict) for x in lines)
+
+
+def test_config_and_state_load_back_typed(model_dir):
+    cfg = load_config(model_dir)
+    assert cfg.model == "lite" and cfg.size == 64 and set(cfg.identities()) == {"a", "b"}
+    assert cfg.training["lr"] > 0 and load_state(model_dir)["iteration"] == 30
+
+
+def _copy_faceset(src, dst):
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def test_extract_refuses_a_foreign_corrupt_or_newer_index_and_writes_nothing(tmp_path, d18):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "faceset.db") as db:
+        db.execute("CREATE TABLE photos (id INTEGER)")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "faceset.db").write_bytes(b"SQLite format 3\x00" + os.urandom(4000))
+    for folder, reason in ((foreign, "not a masquerade face set"), (corrupt, "corrupt")):
+        before = (folder / "faceset.db").read_bytes()
+        p = run_cli("extract", d18, "-o", folder, "--every", "100")
+        one_line_error(p, 2, reason)
+        assert (folder / "faceset.db").read_bytes() == before and not (folder / "faces").exists()
+
+
+def test_a_newer_face_set_schema_is_refused(facesets, tmp_path, d18):
+    newer = _copy_faceset(facesets[0], tmp_path / "newer")
+    with sqlite3.connect(newer / "faceset.db") as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    p = run_cli("extract", d18, "-o", newer, "--every", "100")
+    one_line_error(p, 2, "newer")
+    with pytest.raises(InputError, match="newer"):
+        FaceSet.open(newer)
+
+
+def test_stored_face_paths_must_stay_inside_the_face_set(facesets, tmp_path):
+    fs_dir = _copy_faceset(facesets[0], tmp_path / "fs")
+    with sqlite3.connect(fs_dir / "faceset.db") as db:
+        db.execute("UPDATE faces SET file='/etc/passwd' WHERE id=1")
+    with FaceSet.open(fs_dir) as fs, pytest.raises(InputError, match="outside the face set"):
+        list(fs)
+
+
+def test_swap_refuses_to_hand_over_an_output_whose_mark_is_gone(model_dir, d18, tmp_path):
+    out = tmp_path / "o.mp4"
+    p = run_cli("swap", d18, "-m", model_dir, "-o", out, "--end", "12f", "--crf", "51")
+    assert p.returncode != 0 and "could not be read back" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*"))  # nothing under the user's name, no debris
+
+
+def test_swap_says_it_read_its_mark_back(model_dir, d18, tmp_path):
+    p = run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--end", "12f")
+    assert p.returncode == 0, p.stderr
+    assert "read back as marked" in p.stdout
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
+        write_bytes(tmp_path / "y.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "y.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_temporary_files_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    target = tmp_path / "out.mp4"
+    dead = tmp_path / ".out.99999999-abc.tmp.mp4"  # no such process
+    live = tmp_path / f".out.{os.getpid()}-abc.tmp.mp4"
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    assert remove_orphan_temps(target) == 1
+    assert not dead.exists() and live.exists()
+
+
+def test_verify_says_when_a_label_contradicts_the_pixels(d18, tmp_path):
+    from masquerade.provenance.label import synthetic_label
+
+    frame = next(read_frames(d18)).image
+    write_image(tmp_path / "forged.png", frame, label=synthetic_label("dead"))
+    p = run_cli("verify", tmp_path / "forged.png")
+    assert p.returncode == 1 and "contradicts the pixels" in p.stdout
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["extract", "SRC", "-o", "OUT", "--size", "7"], "--size"),
+        (["extract", "SRC", "-o", "OUT", "--every", "0"], "--every"),
+        (["swap", "SRC", "-m", "MODEL", "-o", "OUT", "--crf", "-3"], "--crf"),
+        (["verify", "SRC", "--max-frames", "0"], "--max-frames"),
+    ],
+)
+def test_bad_option_values_are_one_line(d18, model_dir, tmp_path, args, reason):
+    subs = {"SRC": d18, "OUT": tmp_path / "out", "MODEL": model_dir}
+    p = run_cli(*[subs.get(a, a) for a in args])
+    one_line_error(p, 2, reason)
+    assert not (tmp_path / "out").exists()
