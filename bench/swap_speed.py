@@ -1,7 +1,7 @@
 """Swap throughput: frames/s for a 480p clip with each model (detection, model, blending, watermark, encoding).
 
-Uses a model folder when given (--model-dir, e.g. bench/out/qvt_d18_d19/model), else makes an untrained one
-of each architecture: speed does not depend on the weights.
+Makes a briefly trained model of each architecture (200 iterations: enough for the swapped face to be found
+again, which marking and swap's read-back of the mark need; speed does not otherwise depend on the weights).
 Run: python bench/swap_speed.py [--models lite,original] [--frames 60]. Never asserted.
 """
 
@@ -19,12 +19,12 @@ from masquerade.train.loop import TrainConfig, train
 
 
 def model_for(name: str):
-    out = OUT / f"speed_model_{name}"
+    out = OUT / f"speed_model_{name}_200"
     if not (out / "model.safetensors").exists():
         fa, fb = OUT / "speed_faces_a", OUT / "speed_faces_b"
         extract([clip("d18")], fa, ExtractOptions(every=20))
         extract([clip("d19")], fb, ExtractOptions(every=20))
-        train([fa], [fb], out, TrainConfig(model=name, iterations=1, batch_size=2))
+        train([fa], [fb], out, TrainConfig(model=name, iterations=200))
     return out
 
 

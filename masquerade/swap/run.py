@@ -86,9 +86,12 @@ def _read_back(path: Path, out: Path, swapped_at: list[int], report: SwapReport,
         frames = (fr.image for fr in read_frames(path) if fr.index in wanted)
     res = verify_frames(out, frames)
     if not res.marked:
+        found = f"{res.frames_marked} of {res.frames_checked} swapped frames marked"
+        if res.frames_with_face < res.frames_checked / 2:  # the mark is anchored to a face verify must find
+            found += f"; a face was found again in only {res.frames_with_face}"
+            hint = "the model's faces are not yet face-like enough to be found again: train longer (see its previews)"
         raise MasqueradeError(
-            f"{out}: the watermark could not be read back ({res.frames_marked} of {res.frames_checked} swapped "
-            f"frames marked), so the output was not written; {hint}"
+            f"{out}: the watermark could not be read back ({found}), so the output was not written; {hint}"
         )
     report.mark_check = f"{res.frames_marked} of {res.frames_checked} swapped frames read back as marked"
 
