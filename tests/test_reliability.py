@@ -173,3 +173,47 @@ def test_bad_option_values_are_one_line(d18, model_dir, tmp_path, args, reason):
     p = run_cli(*[subs.get(a, a) for a in args])
     one_line_error(p, 2, reason)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_faststart_video_says_it_ended_early(tmp_path):
+    import av
+
+    from masquerade.media import ReadStats
+
+    path = tmp_path / "fast.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        vs = c.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+        rng = np.random.default_rng(0)
+        for k in range(60):
+            img = rng.integers(0, 255, (64, 64, 3), np.uint8)
+            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+            fr.pts = k
+            for pkt in vs.encode(fr):
+                c.mux(pkt)
+        for pkt in vs.encode(None):
+            c.mux(pkt)
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # the index is at the front
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    stats = ReadStats()
+    n = sum(1 for _ in read_frames(cut, stats=stats))
+    assert 0 < n < 60 and any("truncated" in note for note in stats.notes), (n, stats.notes)
+
+
+def test_evaluate_refuses_inputs_of_different_sizes(swapped_clip, tmp_path):
+    write_image(tmp_path / "small.png", np.zeros((32, 32, 3), np.uint8))
+    p = run_cli("evaluate", tmp_path / "small.png", "-i", swapped_clip, "--source-faces", tmp_path)
+    one_line_error(p, 2, "evaluate compares")
+
+
+def test_a_second_extractor_on_one_face_set_stops_with_a_clear_message(tmp_path, d18):
+    from masquerade.core.lock import FolderBusy, FolderLock
+    from masquerade.faceset.extract import ExtractOptions, extract
+
+    out = tmp_path / "fs"
+    out.mkdir()
+    with FolderLock(out, "extract"), pytest.raises(FolderBusy, match="in use by process .* \\(extract\\)"):
+        extract([d18], out, ExtractOptions(every=100, workers=1))
+    assert extract([d18], out, ExtractOptions(every=100, workers=1)).frames_read == 3  # free again

@@ -65,6 +65,12 @@ def evaluate_swap(
     """Per-frame metrics of SWAPPED against ORIGINAL (frame i against frame i) and their summaries."""
     swapped, original = Path(swapped), Path(original)
     s_info, o_info = probe(swapped), probe(original)
+    if (s_info.width, s_info.height) != (o_info.width, o_info.height):
+        raise InputError(
+            swapped,
+            f"is {s_info.width}x{s_info.height} but the original is {o_info.width}x{o_info.height}: "
+            "evaluate compares a swap with the very input it was made from",
+        )
     n = min(s_info.frames, o_info.frames) or 1
     every = max(1, math.ceil(n / max_frames))
     fa = analyzer or FaceAnalyzer(detector="hog", embeddings=True, quality=True)

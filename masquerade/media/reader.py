@@ -237,6 +237,9 @@ def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
                 index += 1
         if index == 0:
             raise InputError(path, "truncated or corrupt video: no frame could be decoded")
+        declared = int(vs.frames or 0)
+        if declared and index < 0.98 * declared - 1:  # the index says more (a truncated "faststart" file)
+            stats.notes.append(f"{path}: ended after {index} of the {declared} frames its index lists (truncated?)")
     except av.error.FFmpegError as exc:
         stats.notes.append(f"{path}: stopped early after {stats.read} frames ({exc.__class__.__name__})")
     finally:

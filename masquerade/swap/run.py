@@ -12,7 +12,7 @@ from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
 from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
-from masquerade.media.reader import IMAGE_EXTS, MediaInfo, is_image_path
+from masquerade.media.reader import IMAGE_EXTS, MediaInfo, ReadStats, is_image_path
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
 from masquerade.provenance.verify import verify_frames
 from masquerade.swap.pipeline import Swapper
@@ -168,6 +168,7 @@ def swap_video(
     known = indexed_faces(swapper, inp)
     report.reused_frames = 0
     swapped_at: list[int] = []  # output frames with a swapped face
+    stats = ReadStats()
     try:
         chunk: list[np.ndarray] = []
         chunk_idx: list[int] = []
@@ -189,7 +190,7 @@ def swap_video(
                 progress(report.frames, f1 - f0, {})
             chunk.clear()
 
-        for fr in read_frames(inp):
+        for fr in read_frames(inp, stats=stats):
             if fr.index < f0:
                 continue
             if fr.index >= f1:
@@ -214,6 +215,9 @@ def swap_video(
         raise
     if sbs is not None:
         sbs.close()
+    report.warnings.extend(stats.notes)
+    if report.frames < f1 - f0:
+        report.warnings.append(f"{inp}: the video ended after {report.frames} of {f1 - f0} frames (truncated?)")
     if report.frames_swapped == 0:
         report.warnings.append("no face of the source identity was found: frames were copied through unchanged")
     return report
