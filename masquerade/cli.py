@@ -372,9 +372,12 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="*", metavar="VIDEO", help="VIDEO_A VIDEO_B (default: d18 and d19 sample clips)")
     p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (demo_out)")
     p.add_argument(
-        "--minutes", type=_positive_float, default=d.minutes, help=f"training time in minutes ({d.minutes:g})"
+        "--iterations",
+        type=_positive,
+        default=d.iterations,
+        help=f"training iterations ({d.iterations}: about 5 minutes on 2 CPU cores; the same face on any machine)",
     )
-    p.add_argument("--iterations", type=_positive, help="stop training at this iteration instead (for quick tries)")
+    p.add_argument("--minutes", type=_positive_float, help="train for this long instead of --iterations")
     p.add_argument("--swap-end", metavar="TIME", help="swap only up to TIME (seconds or 300f)")
 
 

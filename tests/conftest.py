@@ -63,11 +63,12 @@ def facesets(tmp_path_factory, d18, d19) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, facesets) -> Path:
-    """A `lite` model trained briefly on d18 (A) and d19 (B): enough to run every stage, not to look good."""
+    """A `lite` model trained briefly on d18 (A) and d19 (B): enough to run every stage, not to look good.
+    100 iterations: fewer paint faces too flat for a detector to find again, so swap would refuse its outputs."""
     from masquerade.train.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("models") / "m"
-    cfg = TrainConfig(iterations=30, save_every=30, preview_every=30, anneal=0.2)
+    cfg = TrainConfig(iterations=100, save_every=50, preview_every=50, anneal=0.2)
     train([facesets[0]], [facesets[1]], out, cfg)
     return out
 

@@ -66,8 +66,8 @@ def test_a_garbage_log_line_does_not_stop_a_resume(model_dir, facesets, tmp_path
     shutil.copytree(model_dir, m)
     with open(m / "log.jsonl", "a") as fh:
         fh.write("garbage\n[1]\n")
-    res = train([facesets[0]], [facesets[1]], m, TrainConfig(iterations=31, batch_size=2))
-    assert res.iteration == 31
+    res = train([facesets[0]], [facesets[1]], m, TrainConfig(iterations=101, batch_size=2))
+    assert res.iteration == 101
     lines = [json.loads(x) for x in (m / "log.jsonl").read_text().splitlines()]
     assert all(isinstance(x, dict) for x in lines)
 
@@ -75,7 +75,7 @@ def test_a_garbage_log_line_does_not_stop_a_resume(model_dir, facesets, tmp_path
 def test_config_and_state_load_back_typed(model_dir):
     cfg = load_config(model_dir)
     assert cfg.model == "lite" and cfg.size == 64 and set(cfg.identities()) == {"a", "b"}
-    assert cfg.training["lr"] > 0 and load_state(model_dir)["iteration"] == 30
+    assert cfg.training["lr"] > 0 and load_state(model_dir)["iteration"] == 100
 
 
 def _copy_faceset(src, dst):
@@ -217,3 +217,45 @@ def test_a_second_extractor_on_one_face_set_stops_with_a_clear_message(tmp_path,
     with FolderLock(out, "extract"), pytest.raises(FolderBusy, match="in use by process .* \\(extract\\)"):
         extract([d18], out, ExtractOptions(every=100, workers=1))
     assert extract([d18], out, ExtractOptions(every=100, workers=1)).frames_read == 3  # free again
+
+
+def test_images_a_few_pixels_wide_have_no_face_and_no_traceback(tmp_path, model_dir):
+    from PIL import Image
+
+    for shape in ((1, 1, 3), (2, 3, 3), (3, 200, 3)):
+        Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / "tiny.png")
+        p = run_cli("extract", tmp_path / "tiny.png", "-o", tmp_path / "fs", "--workers", "1")
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        p = run_cli("swap", tmp_path / "tiny.png", "-m", model_dir, "-o", tmp_path / "o.png")
+        assert p.returncode == 0 and "copied through unchanged" in p.stderr, p.stderr
+        assert run_cli("verify", tmp_path / "tiny.png").returncode == 1
+
+
+def test_outputs_that_cannot_be_written_are_one_line(model_dir, d18, tmp_path):
+    folder = tmp_path / "existing_folder.mp4"
+    folder.mkdir()
+    one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", folder, "--end", "2f"), 2, "is a folder")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: an existing file where a folder must go
+            blocker = tmp_path / "blocker"
+            blocker.write_text("x")
+            one_line_error(run_cli("train", "A", "B", "-o", blocker / "m"), 2, "blocker")
+        else:
+            one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", ro / "o.mp4", "--end", "2f"), 2, "cannot write")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_killed_swap_leaves_no_output_and_the_next_run_clears_its_debris(model_dir, d18, tmp_path):
+    from .conftest import kill_9_when
+
+    out = tmp_path / "o.mp4"
+    args = ["swap", str(d18), "-m", str(model_dir), "-o", str(out), "--end", "90f"]
+    kill_9_when(args, lambda: bool(list(tmp_path.glob(".o.*.tmp.mp4"))), grace=1.0)
+    assert not out.exists() and list(tmp_path.glob(".o.*.tmp.mp4"))  # killed mid-way: only its temporary file
+    p = run_cli(*args[:-1], "10f")
+    assert p.returncode == 0, p.stderr
+    assert out.exists() and not list(tmp_path.glob(".o.*"))

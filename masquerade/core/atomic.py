@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from masquerade.core.errors import InputError
+
 TEMP_MARK = ".tmp"  # temporary files are named .<stem>.<pid>-<random>.tmp<suffix>
 
 
@@ -16,8 +18,7 @@ TEMP_MARK = ".tmp"  # temporary files are named .<stem>.<pid>-<random>.tmp<suffi
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = suffix if suffix is not None else path.suffix
+    make_folder(path.parent)
     tmp_path = temp_beside(path, suffix)
     try:
         yield tmp_path
@@ -28,10 +29,27 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
+def make_folder(folder: Path) -> None:
+    """Create a folder (and its parents), or say in one line why it cannot be."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(folder, "exists and is not a folder") from None
+    except OSError as exc:
+        raise InputError(folder, f"cannot create this folder ({exc.strerror or exc})") from None
+
+
 def temp_beside(path: Path, suffix: str | None = None) -> Path:
     """A new empty temporary file beside `path`, named after it and this process (see remove_orphan_temps)."""
     suffix = suffix if suffix is not None else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f"{TEMP_MARK}{suffix}", dir=path.parent)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give the output a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}.{os.getpid()}-", suffix=f"{TEMP_MARK}{suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise InputError(path.parent, f"cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     return Path(tmp)
 

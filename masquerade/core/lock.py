@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from masquerade.core.errors import MasqueradeError
+from masquerade.core.errors import InputError, MasqueradeError
 
 try:
     import fcntl
@@ -38,7 +38,7 @@ class FolderLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise MasqueradeError(f"{self.path.parent}: cannot write here ({exc.strerror})") from None
+            raise InputError(self.path.parent, f"cannot write here ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from masquerade.core.atomic import write_bytes, write_json
+from masquerade.core.atomic import make_folder, write_bytes, write_json
 from masquerade.core.errors import InputError
 from masquerade.evaluate import metrics as M
 from masquerade.faces.align import crop_face, estimate_matrix, transform_points
@@ -171,7 +171,7 @@ def reconstruction(model_dir: str | Path, max_faces: int = 64) -> dict:
 def write_report(report: dict, out_dir: str | Path) -> Path:
     """report.json, summary.png (before|after crops and per-frame identity distance) and index.html."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     examples = report.pop("_examples", [])
     write_json(out / "report.json", report)
     panels = []

@@ -31,17 +31,20 @@ class FaceAnalyzer:
     padding: float = DEFAULT_PADDING
     embeddings: bool = False  # the 128-d identity embedding
     quality: bool = False  # sharpness of the crop and head pose
-    max_faces: int = 0  # 0: all faces, else the largest N
+    max_faces: int = 0  # 0: all faces, else the N most confident detections
+    threshold: float | None = None  # detector score threshold (None: the detector's own default)
 
     def __post_init__(self) -> None:
-        self._det: Detector = make_detector(self.detector, self.min_face)
+        self._det: Detector = make_detector(self.detector, self.min_face, self.threshold)
 
     def __call__(self, rgb: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(rgb)
+        if min(rgb.shape[:2]) < self.min_face:  # no face of min_face px fits (and dlib's CNN fails on slivers)
+            return []
         dets = [d for d in self._det.detect(rgb) if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
-        dets.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
         if self.max_faces:
-            dets = dets[: self.max_faces]
+            dets = sorted(dets, key=lambda d: -d.score)[: self.max_faces]
+        dets.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))  # largest first
         faces = []
         for d in dets:
             lms = landmarks68(rgb, d.box)

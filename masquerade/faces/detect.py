@@ -118,10 +118,13 @@ class AutoDetector:
 DETECTORS = {"auto": AutoDetector, "hog": HogDetector, "cnn": CnnDetector}
 
 
-def make_detector(name: str = "auto", min_face: int = 40) -> Detector:
+def make_detector(name: str = "auto", min_face: int = 40, threshold: float | None = None) -> Detector:
+    """A detector by name; `threshold` overrides the score threshold of `hog` and `cnn`."""
     if name not in DETECTORS:
         raise InputError("--detector", f"unknown detector {name!r} (choose from {', '.join(DETECTORS)})")
-    return DETECTORS[name](min_face=min_face)
+    if threshold is None or name == "auto":
+        return DETECTORS[name](min_face=min_face)
+    return DETECTORS[name](min_face=min_face, threshold=threshold)
 
 
 def landmarks68(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from masquerade.core.atomic import make_folder
 from masquerade.core.errors import InputError
 from masquerade.core.lock import FolderLock
 from masquerade.core.types import Face, Progress
@@ -156,7 +157,7 @@ def extract(
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputError(output, "output exists and is not a folder")
-    output.mkdir(parents=True, exist_ok=True)
+    make_folder(output)
     with FolderLock(output, "extract"), FaceSet.create(output, opts.size, opts.padding) as fs:
         plan = []
         for info in infos:

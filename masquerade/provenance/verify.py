@@ -65,7 +65,7 @@ class VerifyResult:
         return out
 
 
-def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame: int = 2) -> int:
+def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame: int = wm.FINDER["max_faces"]) -> int:
     """Smallest k such that P(at least k of `frames` unmarked frames score as marked) < FILE_FALSE_ALARM."""
     p = min(1.0, (p_face if p_face is not None else wm.false_positive_rate()) * faces_per_frame)
     tail, k = 1.0, 0
@@ -79,7 +79,7 @@ def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame:
     return frames + 1
 
 
-def strict_threshold(frames: int, faces_per_frame: int = 2) -> float:
+def strict_threshold(frames: int, faces_per_frame: int = wm.FINDER["max_faces"]) -> float:
     """z above which a single face decides: frames * faces * P(T > z) < FILE_FALSE_ALARM."""
     lo, hi = wm.THRESHOLD, 40.0
     for _ in range(40):
@@ -93,7 +93,7 @@ def strict_threshold(frames: int, faces_per_frame: int = 2) -> float:
 
 def verify_analyzer() -> FaceAnalyzer:
     """The face finder verify reads marks with (and swap aligns its marks to): landmarks only."""
-    return FaceAnalyzer(detector=wm.DETECTOR[0], min_face=wm.DETECTOR[1])
+    return FaceAnalyzer(**wm.FINDER)
 
 
 def verify_file(path: str | Path, max_frames: int = 300, analyzer: FaceAnalyzer | None = None) -> VerifyResult:

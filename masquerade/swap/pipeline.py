@@ -17,7 +17,7 @@ from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import crop_face, estimate_matrix, transform_points, uncrop
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.faces.detect import landmarks68, make_detector
+from masquerade.faces.detect import landmarks68
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather
 from masquerade.models.io import LoadedModel, load_model
@@ -77,7 +77,7 @@ class Swapper:
             self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.identity)
         )
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
-        self._verify_detector = make_detector(*watermark.DETECTOR)
+        self._mark_finder = FaceAnalyzer(**watermark.FINDER)
 
     # -- identity -------------------------------------------------------------------------------------
     @property
@@ -169,11 +169,11 @@ class Swapper:
         return blend(frame, face_full, mask, self.opts.blend), mask
 
     def _mark(self, frame: np.ndarray, box: np.ndarray, region: np.ndarray) -> np.ndarray:
-        """Embed the watermark on a swapped face, aligned exactly as `verify` will align it: the verify
-        detector's box on the swapped pixels, then landmarks. (Landmarks from another box can differ by
-        several pixels, enough to lose most of the mark.) Limited to the blend mask."""
-        dets = self._verify_detector.detect(frame)
-        if dets:
-            box = max(dets, key=lambda d: _iou(d.box, box)).box
-        seen = landmarks68(frame, box)
-        return watermark.embed(frame, seen, self.model.model_id, region=region)
+        """Embed the watermark on a swapped face, aligned exactly as `verify` will align it: the face verify's
+        finder sees on the swapped pixels (landmarks from another box can differ by several pixels, enough to
+        lose most of the mark). Limited to the blend mask."""
+        seen = self._mark_finder(frame)
+        best = max(seen, key=lambda f: _iou(f.bbox, box), default=None)
+        found = best is not None and _iou(best.bbox, box) > 0.3
+        lms = best.landmarks if found else landmarks68(frame, box)  # else: verify will not find it as it is
+        return watermark.embed(frame, lms, self.model.model_id, region=region)

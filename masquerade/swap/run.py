@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from masquerade.core.atomic import make_folder
 from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
@@ -68,6 +70,10 @@ def check_paths(inp: Path, out: Path) -> None:
         return
     if not out.parent.is_dir():
         raise InputError(out, "output folder does not exist")
+    if out.is_dir():
+        raise InputError(out, "is a folder; give the output a file name")
+    if not os.access(out.parent, os.W_OK):
+        raise InputError(out.parent, "cannot write here (no write permission)")
 
 
 READ_BACK_FRAMES = 24  # swapped frames of an output that swap reads its mark back from
@@ -256,7 +262,7 @@ def swap_images(
             raise InputError(out, "output is the input; refusing to overwrite it")
         if not out.parent.is_dir():
             raise InputError(out, "output's parent folder does not exist")
-        out.mkdir(exist_ok=True)
+        make_folder(out)
         targets = [
             out / (f.stem + (f.suffix.lower() if f.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"))
             for f in files

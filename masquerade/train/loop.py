@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from masquerade import __version__
-from masquerade.core.atomic import write_bytes
+from masquerade.core.atomic import make_folder, write_bytes
 from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.lock import FolderLock
@@ -283,7 +283,7 @@ def train(
         raise InputError(model_dir, "model path exists and is not a folder")
     if (model_dir / "faceset.db").exists():
         raise InputError(model_dir, "is a face set folder; give the model its own folder")
-    model_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(model_dir)
     with FolderLock(model_dir, "train"):
         return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress)
 
