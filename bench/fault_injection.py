@@ -51,9 +51,12 @@ def kill_train(work, faces, delay: float) -> dict:
     shutil.rmtree(m, ignore_errors=True)
     args = ["train", str(faces[0]), str(faces[1]), "-o", str(m), "--batch-size", "4", "--save-every", "20"]
     kill_after([*args, "--iterations", "100000"], delay)
-    p = run([*args, "--iterations", "40"])
+    saved = json.loads((m / "state.json").read_text()).get("iteration", 0) if (m / "state.json").exists() else 0
+    target = saved + 20  # the rerun must resume from the last save and go on
+    p = run([*args, "--iterations", str(target)])
     state = json.loads((m / "state.json").read_text()) if (m / "state.json").exists() else {}
-    return {"ok": p.returncode == 0 and state.get("iteration") == 40 and not temps(m), "stderr": p.stderr[-200:]}
+    ok = p.returncode == 0 and state.get("iteration") == target and not temps(m)
+    return {"ok": ok, "saved_at_kill": saved, "stderr": p.stderr[-200:]}
 
 
 def kill_extract(work, delay: float) -> dict:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import cv2
 import numpy as np
+import torch
 from common import DATA, OUT, save
 
 from masquerade.evaluate.metrics import psnr
@@ -19,18 +21,29 @@ from masquerade.media import VideoWriter, probe, read_frames, read_image, write_
 from masquerade.provenance import watermark as wm
 from masquerade.provenance.verify import verify_analyzer, verify_frames
 from masquerade.swap.pipeline import SwapOptions, Swapper
+from masquerade.train.losses import ssim_map
 
 
 class Recording(Swapper):
-    """A Swapper that also keeps the mark's PSNR per face."""
+    """A Swapper that also keeps, per face, the mark's PSNR over the frame, the SSIM of the marked face against
+    the same face unmarked, and the first face's crops (unmarked | marked, 3x zoom)."""
 
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
         self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.crops: np.ndarray | None = None
 
     def _mark(self, frame, box, region):
         out = super()._mark(frame, box, region)
         self.psnr.append(psnr(out, frame, peak=255))
+        x0, y0, x1, y1 = np.round(box).astype(int).clip(0)
+        a, b = frame[y0:y1, x0:x1], out[y0:y1, x0:x1]
+        t = [torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1)[None].float() / 255 for v in (a, b)]
+        self.ssim.append(float(ssim_map(*t).mean()))
+        if self.crops is None:
+            zoom = [cv2.resize(v, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST) for v in (a, b)]
+            self.crops = np.hstack(zoom)
         return out
 
 
@@ -55,7 +68,13 @@ def clip_row(model, path, frames: int, work, fa) -> dict:
         "z_mean": float(np.mean(per)) if per else None,
         "z_p10": float(np.percentile(per, 10)) if per else None,
         "psnr_min": float(min(sw.psnr)) if sw.psnr else None,
-    }
+        "face_ssim_min": float(min(sw.ssim)) if sw.ssim else None,
+    } | ({"crops": write_crops(sw.crops, work / f"crops_{path.stem}.png")} if sw.crops is not None else {})
+
+
+def write_crops(crops: np.ndarray, path) -> str:
+    write_image(path, crops)
+    return str(path)
 
 
 def still_row(model, path, work, fa) -> dict:

@@ -19,10 +19,9 @@ import numpy as np
 from common import DATA, OUT, clip, save
 
 from masquerade.evaluate.metrics import psnr
-from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.media import VideoWriter, read_frames, write_image
 from masquerade.provenance import watermark as wm
-from masquerade.provenance.verify import verify_file
+from masquerade.provenance.verify import verify_analyzer, verify_file, verify_frames
 from masquerade.swap.pipeline import SwapOptions, Swapper
 
 
@@ -60,6 +59,25 @@ def encode(frames, path, crf=28, scale=1.0, crop=0.0):
     return path
 
 
+def model_id_reads(work, code: str, fa, reads: int = 100, frames: int = 20, seed: int = 0) -> dict:
+    """Read the model id from `reads` random 20-frame stretches of the attacked clips (seeded): how often it is
+    right, reported unreadable, or wrong (which must never happen)."""
+    rng = np.random.default_rng(seed)
+    clips = {n: [f.image for f in read_frames(work / n)] for n in ("crf28.mp4", "half.mp4", "crop.mp4")}
+    tally = {"right": 0, "unreadable": 0, "wrong": 0, "clip_not_marked": 0}
+    for _ in range(reads):
+        name = list(clips)[rng.integers(len(clips))]
+        start = int(rng.integers(0, len(clips[name]) - frames))
+        r = verify_frames(name, clips[name][start : start + frames], fa)
+        if not r.marked:
+            tally["clip_not_marked"] += 1
+        elif r.model_code is None:
+            tally["unreadable"] += 1
+        else:
+            tally["right" if r.model_code == code else "wrong"] += 1
+    return tally
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", default=str(OUT / "qvt_d18_d19" / "model"))
@@ -68,7 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     work = OUT / "watermark"
     work.mkdir(parents=True, exist_ok=True)
-    fa = FaceAnalyzer(detector="hog")
+    fa = verify_analyzer()  # exactly as `verify` finds faces
 
     sw = RecordingSwapper(args.model_dir, SwapOptions(to="b"))
     frames = [f.image for f in read_frames(clip("d18"))]
@@ -116,6 +134,8 @@ def main() -> None:
             "signature": r.signature,
             "model_code_ok": r.model_code == code,
         }
+    result["model_id_reads"] = model_id_reads(work, code, fa)
+    print("model id in 100 attacked 20-frame reads:", result["model_id_reads"], flush=True)
     jdir = work / "jpeg50"
     jdir.mkdir(exist_ok=True)
     hits = sig_ok = 0

@@ -72,10 +72,12 @@ def test_kill_9_leaves_a_consistent_index_and_resume_completes(tmp_path, d18):
         partial = len(fs)
         assert 0 < partial < 54
         assert all(r.file.exists() for r in fs)
+    (out / "faces" / ".0001_0000999_0.4242-x.tmp.png").write_bytes(b"half a crop")  # as a kill leaves it
     extract([d18], out, ExtractOptions(every=4, workers=1))
     with FaceSet.open(out) as fs:
         keys = [(r.source, r.frame_index, r.face_index) for r in fs]
         assert len(keys) == len(set(keys)) == 54
+    assert not [p for p in (out / "faces").iterdir() if ".tmp" in p.name]  # the killed run's debris is gone
 
 
 def test_identity_filter_keeps_only_that_person(tmp_path, d18, d19, facesets):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masquerade.core.atomic import make_folder
+from masquerade.core.atomic import make_folder, remove_stale_temps
 from masquerade.core.errors import InputError
 from masquerade.core.lock import FolderLock
 from masquerade.core.types import Face, Progress
@@ -159,6 +159,7 @@ def extract(
         raise InputError(output, "output exists and is not a folder")
     make_folder(output)
     with FolderLock(output, "extract"), FaceSet.create(output, opts.size, opts.padding) as fs:
+        remove_stale_temps(output / "faces")  # crops a killed run was writing (we hold the folder's lock)
         plan = []
         for info in infos:
             sid = fs.add_source(info)
