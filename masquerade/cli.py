@@ -246,7 +246,7 @@ def add_swap(p: argparse.ArgumentParser) -> None:
     from masquerade.swap.blend import MODES as BLENDS
     from masquerade.swap.color import MODES as COLORS
     from masquerade.swap.pipeline import SwapOptions
-    from masquerade.swap.run import VideoOptions
+    from masquerade.swap.run import MAX_CRF, VideoOptions
 
     d, v = SwapOptions(), VideoOptions()
     p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
@@ -289,7 +289,12 @@ def add_swap(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="write N before|after stills beside OUTPUT and stop",
     )
-    p.add_argument("--crf", type=_nonneg, default=v.crf, help=f"H.264 quality, lower is better ({v.crf})")
+    p.add_argument(
+        "--crf",
+        type=_nonneg,
+        default=v.crf,
+        help=f"H.264 quality, lower is better ({v.crf}; at most {MAX_CRF}, above which the watermark does not survive)",
+    )
     p.add_argument("--codec", default=v.codec, help=f"video codec ({v.codec})")
     p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
     p.add_argument(

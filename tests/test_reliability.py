@@ -116,11 +116,22 @@ def test_stored_face_paths_must_stay_inside_the_face_set(facesets, tmp_path):
         list(fs)
 
 
-def test_swap_refuses_to_hand_over_an_output_whose_mark_is_gone(model_dir, d18, tmp_path):
+def test_swap_refuses_to_hand_over_an_output_whose_mark_is_gone(model_dir, d18, tmp_path, monkeypatch):
+    from masquerade.core.errors import MasqueradeError
+    from masquerade.provenance import watermark
+    from masquerade.swap.pipeline import Swapper
+    from masquerade.swap.run import VideoOptions, swap_video
+
+    monkeypatch.setattr(watermark, "embed", lambda frame, *a, **k: frame)  # a mark lost on the way
     out = tmp_path / "o.mp4"
-    p = run_cli("swap", d18, "-m", model_dir, "-o", out, "--end", "12f", "--crf", "51")
-    assert p.returncode != 0 and "could not be read back" in p.stderr and "Traceback" not in p.stderr
+    with pytest.raises(MasqueradeError, match="could not be read back"):
+        swap_video(Swapper(model_dir), d18, out, VideoOptions(end="12f"))
     assert not out.exists() and not list(tmp_path.glob(".*"))  # nothing under the user's name, no debris
+
+
+def test_a_crf_that_destroys_the_mark_is_refused_up_front(model_dir, d18, tmp_path):
+    one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--crf", "51"), 2, "--crf")
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_swap_says_it_read_its_mark_back(model_dir, d18, tmp_path):
