@@ -22,6 +22,7 @@ from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_sid
 from masquerade.faces.mask import face_mask, feather
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
+from masquerade.provenance.verify import verify_analyzer
 from masquerade.swap.blend import blend
 from masquerade.swap.color import match_color
 from masquerade.swap.smooth import LandmarkSmoother
@@ -77,7 +78,7 @@ class Swapper:
             self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.identity)
         )
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
-        self._mark_finder = FaceAnalyzer(**watermark.FINDER)
+        self.mark_finder = verify_analyzer()  # finds faces exactly as `verify` will (and swap's read-back)
 
     # -- identity -------------------------------------------------------------------------------------
     @property
@@ -172,7 +173,7 @@ class Swapper:
         """Embed the watermark on a swapped face, aligned exactly as `verify` will align it: the face verify's
         finder sees on the swapped pixels (landmarks from another box can differ by several pixels, enough to
         lose most of the mark). Limited to the blend mask."""
-        seen = self._mark_finder(frame)
+        seen = self.mark_finder(frame)
         best = max(seen, key=lambda f: _iou(f.bbox, box), default=None)
         found = best is not None and _iou(best.bbox, box) > 0.3
         lms = best.landmarks if found else landmarks68(frame, box)  # else: verify will not find it as it is

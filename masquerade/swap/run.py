@@ -82,7 +82,7 @@ def check_paths(inp: Path, out: Path) -> None:
 READ_BACK_FRAMES = 24  # swapped frames of an output that swap reads its mark back from
 
 
-def _read_back(path: Path, out: Path, swapped_at: list[int], report: SwapReport, hint: str) -> None:
+def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], report: SwapReport, hint: str) -> None:
     """Read the mark back from (a sample of) the swapped frames just written to `path`, the output's
     temporary file; raise, so that nothing is handed over, if `verify` would not find it."""
     if not swapped_at:
@@ -93,7 +93,7 @@ def _read_back(path: Path, out: Path, swapped_at: list[int], report: SwapReport,
     else:
         wanted = set(picks)
         frames = (fr.image for fr in read_frames(path) if fr.index in wanted)
-    res = verify_frames(out, frames)
+    res = verify_frames(out, frames, swapper.mark_finder)
     if not res.marked:
         found = f"{res.frames_marked} of {res.frames_checked} swapped frames marked"
         if res.frames_with_face < res.frames_checked / 2:  # the mark is anchored to a face verify must find
@@ -219,7 +219,7 @@ def swap_video(
         raise
     report.frames_swapped = len(swapped_at)
     try:
-        writer.close(check=lambda tmp: _read_back(tmp, out, swapped_at, report, f"lower --crf (now {crf})"))
+        writer.close(check=lambda tmp: _read_back(swapper, tmp, out, swapped_at, report, f"lower --crf (now {crf})"))
     except BaseException:
         if sbs is not None:
             sbs.abort()
@@ -288,7 +288,7 @@ def swap_images(
         swapped_at = [0] if changed else []
 
         def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at) -> None:
-            _read_back(tmp, dst, swapped_at, report, "try a PNG output")
+            _read_back(swapper, tmp, dst, swapped_at, report, "try a PNG output")
 
         write_image(dst, draw_tag(after) if label else after, label=text, check=check)
         if progress:
