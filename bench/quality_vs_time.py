@@ -10,32 +10,60 @@ Figures only; nothing is asserted. Results: bench/out/quality_vs_time.json.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 
+import cv2
+import numpy as np
 from common import OUT, clip, save
 
-from masquerade.evaluate.report import evaluate_swap, reconstruction
+from masquerade.evaluate.report import evaluate_swap, rebuild, reconstruction
+from masquerade.faces.align import crop_face, estimate_matrix
+from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faceset.extract import ExtractOptions, extract
+from masquerade.media import read_frames, write_image
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import VideoOptions, swap_video
 from masquerade.train.loop import TrainConfig, train
 
 
-def point(model, a, frames: int, work) -> dict:
+def still(original, swapped, frame: int, path) -> None:
+    """input | output aligned face crops at 256 px, and below them a 2x zoom of eyes, nose and mouth."""
+    pair = [f.image for f in read_frames(original) if f.index == frame][:1]
+    pair += [f.image for f in read_frames(swapped) if f.index == frame][:1]
+    faces = FaceAnalyzer("hog")(pair[0])
+    if len(pair) < 2 or not faces:
+        return
+    m = estimate_matrix(faces[0].landmarks, 256, 0.15)
+    crops = [crop_face(img, m, 256) for img in pair]
+    zooms = [cv2.resize(c[72:200, 64:192], (256, 256), interpolation=cv2.INTER_CUBIC) for c in crops]
+    write_image(path, np.vstack([np.hstack(crops), np.hstack(zooms)]))
+
+
+def point(model, a, frames: int, work, tag: str, mask: str) -> dict:
     swapped = work / "swapped.mp4"
-    swap_video(Swapper(model, SwapOptions(to="b")), a, swapped, VideoOptions(end=f"{frames}f"))
+    swap_video(Swapper(model, SwapOptions(to="b", mask=mask)), a, swapped, VideoOptions(end=f"{frames}f"))
     ev = evaluate_swap(swapped, a, model, max_frames=frames)
+    still(a, swapped, frames // 2, work / f"still_{tag}.png")
     s = ev["summary"]
     rec = reconstruction(model)
+    reb = rebuild(model)
     return {
         "id_win_rate": ev["id_win_rate"],
         "top1": ev["top1_retrieval"],
         "dist_target": s["dist_target"].get("mean"),
         "dist_original": s["dist_original"].get("mean"),
         "landmark_error": s["landmark_error"].get("mean"),
+        "mouth_error": s["mouth_error"].get("mean"),
         "pose_error": s["pose_error"].get("mean"),
         "detected": s["detected"].get("mean"),
         "flicker": s["flicker"].get("mean"),
+        "sharpness": s["sharpness"].get("median"),
+        "sharpness_p10": s["sharpness"].get("p10"),
+        "sharpness_p90": s["sharpness"].get("p90"),
+        "edge_color": s["edge_color"].get("mean"),
+        "rebuild_ssim": reb.get("ssim"),
+        "rebuild_psnr": reb.get("psnr"),
         "ssim_a": rec["a"].get("ssim"),
         "ssim_b": rec["b"].get("ssim"),
         "psnr_a": rec["a"].get("psnr"),
@@ -45,7 +73,7 @@ def point(model, a, frames: int, work) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", default="d18:d19,d6:d3")
+    ap.add_argument("--pairs", default="d18:d19,d6:d3,s29:s20")
     ap.add_argument("--minutes", default="5,10,20", help="cumulative training budgets")
     ap.add_argument("--frames", type=int, default=90, help="frames of A swapped and evaluated at each point")
     d = TrainConfig()
@@ -54,6 +82,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="default: the model's own")
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
+    ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
+    ap.add_argument("--rate", type=float, help="iterations per second of this model alone: budgets in iterations")
     args = ap.parse_args()
     own = TrainConfig(model=args.model, batch_size=args.batch_size, lr=args.lr).with_model_defaults()
     args.lr, args.batch_size = own.lr, own.batch_size  # recorded in the results as used
@@ -67,8 +97,6 @@ def main() -> None:
             extract([c], OUT / f"faces_{name}", ExtractOptions(every=2))
         model = work / "model"
         if model.exists():
-            import shutil
-
             shutil.rmtree(model)
         work.mkdir(parents=True, exist_ok=True)
         curve, done = [], 0.0
@@ -80,7 +108,8 @@ def main() -> None:
                 model,
                 TrainConfig(
                     model=args.model,
-                    minutes=m - done,
+                    minutes=None if args.rate else m - done,
+                    iterations=round(m * 60 * args.rate) if args.rate else None,
                     batch_size=args.batch_size,
                     lr=args.lr,
                     anneal=args.anneal,
@@ -95,7 +124,7 @@ def main() -> None:
                 "train_seconds": round(res.seconds, 1),
                 "loss_a": res.loss_a,
                 "loss_b": res.loss_b,
-                **point(model, a, args.frames, work),
+                **point(model, a, args.frames, work, f"{m:g}", args.mask),
             }
             row["wall_seconds"] = round(time.monotonic() - t, 1)  # this step: training plus evaluation
             curve.append(row)
@@ -104,7 +133,9 @@ def main() -> None:
             print(
                 f"{pair} {m:5.1f} min it {res.iteration:6d}  ID win {row['id_win_rate']:.2f}  "
                 f"d_target {row['dist_target']:.3f}  d_orig {row['dist_original']:.3f}  "
-                f"lmk {row['landmark_error']:.3f}  SSIM a/b {row['ssim_a']:.3f}/{row['ssim_b']:.3f}",
+                f"lmk {row['landmark_error']:.3f}  mouth {row['mouth_error']:.3f}  sharp {row['sharpness']:.2f}  "
+                f"edge {row['edge_color']:.1f}  rebuild {row['rebuild_ssim'] or 0:.3f}/{row['rebuild_psnr'] or 0:.1f}  "
+                f"SSIM a/b {row['ssim_a']:.3f}/{row['ssim_b']:.3f}",
                 flush=True,
             )
     print(f"saved {save(f'quality_vs_time{args.tag}', results)}")

@@ -3,7 +3,7 @@
 Times the trainer's own step (`sample_batches` + `train_step`: augmentation, forward, loss, backward,
 Adam) on real faces when a face set is at hand (bench/out/faces_d18, made by quality_vs_time.py or extract),
 else on random tensors, and prints the model FLOPs per sample and the MFU beside it.
-Run: python bench/train_speed.py [--models original,lite] [--batches 16,64] [--steps 5]
+Run: python bench/train_speed.py [--models original,lite,lite-d] [--batches 16,64] [--steps 5]
 Targets (issue 3, 2-core CPU): original >= 8 samples/s, lite >= 120 and >= 10x original. Never asserted.
 """
 
@@ -28,20 +28,22 @@ from masquerade.train.loop import (
 )
 
 
-def side() -> SideData:
+def side(work: int) -> SideData:
+    """Faces cached at `work` px (twice the model's side, as the trainer does)."""
     fs = OUT / "faces_d18"
     if (fs / "faceset.db").exists():
-        return load_side([fs], 128)
+        return load_side([fs], work)
     g = torch.Generator().manual_seed(0)
-    imgs = (torch.rand(64, 3, 128, 128, generator=g) * 255).to(torch.uint8)
-    return SideData(imgs, torch.full((64, 2, 128, 128), 255, dtype=torch.uint8), 0.3, None)
+    imgs = (torch.rand(64, 3, work, work, generator=g) * 255).to(torch.uint8)
+    return SideData(imgs, torch.full((64, 2, work, work), 255, dtype=torch.uint8), 0.3, None)
 
 
-def speed(name: str, batch: int, steps: int, data: SideData) -> tuple[float, float]:
+def speed(name: str, batch: int, steps: int) -> tuple[float, float]:
     """(samples/s, flops per sample)."""
     gen, dev = torch.Generator().manual_seed(0), torch.device("cpu")
-    cfg = TrainConfig(model=name, batch_size=batch, lr=2e-4)
-    model = create_model(name)
+    cfg = TrainConfig(model=name, batch_size=batch, lr=2e-4).with_model_defaults()
+    data = side(2 * cfg.size)
+    model = create_model(name, size=cfg.size)
     layout = memory_format(model, dev)  # as the training loop does
     model = model.to(dev, memory_format=layout)
     opt = make_optimizer(model, cfg.lr, dev)
@@ -59,14 +61,13 @@ def main() -> None:
     ap.add_argument("--batches", default="16,64")
     ap.add_argument("--steps", type=int, default=5)
     args = ap.parse_args()
-    data = side()
     peak = peak_flops(torch.device("cpu"))
     print(f"measured peak: {peak / 1e9:.1f} GFLOP/s (float32 matrix product)")
     res: dict = {}
     mfu: dict = {}
     for name in args.models.split(","):
         for b in map(int, args.batches.split(",")):
-            sps, fps = speed(name, b, args.steps, data)
+            sps, fps = speed(name, b, args.steps)
             res[f"{name} batch {b}"] = round(sps, 1)
             mfu[f"{name} batch {b}"] = round(sps * fps / peak, 4)
             print(

@@ -166,9 +166,11 @@ def add_train(p: argparse.ArgumentParser) -> None:
         "--model",
         default=d.model,
         choices=list_models(),
-        help=f"architecture: lite (CPU-friendly) or original (the seed's 82 M network) ({d.model})",
+        help="architecture: lite (CPU-friendly, 64 px), lite-d (lite's cost, renders 128 px) or original "
+        f"(the seed's 82 M network) ({d.model})",
     )
-    p.add_argument("--size", type=_positive, default=d.size, help=f"model input/output size in pixels ({d.size})")
+    sizes = ", ".join(f"{m} {model_entry(m).size}" for m in list_models())
+    p.add_argument("--size", type=_positive, help=f"model input/output side in px (default: the model's own: {sizes})")
     p.add_argument("--mask", action="store_true", help="also learn a face mask (a 4th output channel)")
     own = {m: model_entry(m) for m in list_models()}
     for flag, attr, kind, what in (
@@ -271,6 +273,13 @@ def add_swap(p: argparse.ArgumentParser) -> None:
         help=f"colour matching; lab-transfer is Reinhard's L*a*b* mean/std transfer ({d.color})",
     )
     p.add_argument("--blend", choices=BLENDS, default=d.blend, help=f"alpha or poisson (seamless clone) ({d.blend})")
+    p.add_argument(
+        "--mask",
+        choices=("skin", "hull"),
+        default=d.mask,
+        help="skin: the landmark hull less any hair or background reaching into it, in the input or in the "
+        f"rendered face; hull: the whole landmark hull ({d.mask})",
+    )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")
     p.add_argument(
@@ -301,16 +310,28 @@ def add_swap(p: argparse.ArgumentParser) -> None:
         "--min-face", type=_positive, default=d.min_face, metavar="PX", help=f"smallest face to swap ({d.min_face})"
     )
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
+    p.add_argument(
+        "--sign-cert",
+        metavar="PEM",
+        help="certificate chain (PEM) to sign the C2PA content credentials with (default: a local key and "
+        "certificate made on first use in ~/.config/masquerade/c2pa)",
+    )
+    p.add_argument("--sign-key", metavar="PEM", help="the private key (PEM) of --sign-cert")
 
 
 def run_swap(args) -> int:
+    from masquerade.provenance.credentials import load_credentials
     from masquerade.swap.pipeline import SwapOptions, Swapper
     from masquerade.swap.run import VideoOptions, swap_file
 
+    if (args.sign_cert is None) != (args.sign_key is None):
+        raise InputError("--sign-cert", "give both --sign-cert and --sign-key, or neither")
+    creds = load_credentials(args.sign_cert, args.sign_key) if args.sign_cert else None
     opts = SwapOptions(
         to=args.to,
         color=args.color,
         blend=args.blend,
+        mask=args.mask,
         erode=args.erode,
         blur=args.blur,
         smooth=args.smooth,
@@ -322,7 +343,9 @@ def run_swap(args) -> int:
     swapper = Swapper(args.model, opts)
     update, close = progress_bar("swap", "frame")
     try:
-        report = swap_file(swapper, args.input, args.output, video, label=args.label, progress=update)
+        report = swap_file(
+            swapper, args.input, args.output, video, label=args.label, progress=update, credentials=creds
+        )
     finally:
         close()
     print(f"rendered identity {report.rendered} ({report.chosen_by})")
@@ -334,6 +357,8 @@ def run_swap(args) -> int:
     print(f"{report.frames} frames, {report.frames_swapped} with a swapped face -> {report.output}")
     if report.mark_check:
         print(f"watermark: {report.mark_check}; metadata label: synthetic")
+    if report.credentials:
+        print(f"content credentials: {report.credentials}")
     if report.reused_frames:
         print(f"faces of {report.reused_frames} frames were taken from the face set's index (no detection)")
     return 0
@@ -431,11 +456,12 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 def run_evaluate(args) -> int:
     import json
 
-    from masquerade.evaluate.report import evaluate_swap, reconstruction, write_report
+    from masquerade.evaluate.report import evaluate_swap, rebuild, reconstruction, write_report
 
     report = evaluate_swap(args.swapped, args.original, args.model, args.source_faces, args.max_frames)
     if args.model:
         report["reconstruction"] = reconstruction(args.model)
+        report["rebuild"] = {side: rebuild(args.model, side) for side in ("a", "b")}
     if args.output:
         write_report(report, args.output)
     report.pop("_examples", None)
@@ -454,8 +480,11 @@ def run_evaluate(args) -> int:
         ("dist_target", "distance to target"),
         ("dist_original", "distance to original"),
         ("landmark_error", "landmark error / IOD"),
+        ("mouth_error", "mouth error / IOD"),
         ("pose_error", "pose error (deg)"),
         ("detected", "face detected"),
+        ("sharpness", "sharpness (output/input)"),
+        ("edge_color", "edge colour error (dE)"),
         ("flicker", "flicker (output/input)"),
         ("seam", "seam"),
     ):
@@ -463,6 +492,11 @@ def run_evaluate(args) -> int:
     for side, r in report.get("reconstruction", {}).items():
         if r.get("n"):
             print(f"  held-out {side}->{side}: SSIM {r['ssim']:.3f}, PSNR {r['psnr']:.2f} dB ({r['n']} faces)")
+    for side, r in report.get("rebuild", {}).items():
+        if r.get("n"):
+            print(
+                f"  rebuilt in the frame {side}->{side}: SSIM {r['ssim']:.3f}, PSNR {r['psnr']:.2f} dB ({r['n']} faces)"
+            )
     if args.output:
         print(f"report: {args.output}/report.json, {args.output}/index.html")
     return 0

@@ -40,6 +40,15 @@ def kill_9_when(args: list[str], ready: Callable[[], bool], timeout: float = 180
     proc.wait()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_config_folder(tmp_path_factory) -> Path:
+    """The user's config folder (where swap keeps its local C2PA signing key) is a fresh one per test run,
+    for this process and the CLI subprocesses it starts."""
+    folder = tmp_path_factory.mktemp("config")
+    os.environ["XDG_CONFIG_HOME"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def d18() -> Path:
     return need(CLIPS / "d18.mp4")

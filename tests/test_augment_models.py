@@ -79,6 +79,18 @@ def test_registry_and_shapes():
     assert y.shape == (2, 4, 64, 64) and y.min() >= 0 and y.max() <= 1
 
 
+def test_lite_d_renders_twice_lites_pixels_at_about_its_cost():
+    from masquerade.train.loop import flops_per_sample
+
+    cpu = torch.device("cpu")
+    lite, lite_d = create_model("lite"), create_model("lite-d", size=128, mask=True)
+    y = lite_d(torch.rand(2, 3, 128, 128), "a")
+    assert y.shape == (2, 4, 128, 128) and y.min() >= 0 and y.max() <= 1
+    assert flops_per_sample(lite_d, 128, cpu) < 1.2 * flops_per_sample(lite, 64, cpu)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        create_model("lite-d", size=80)
+
+
 def test_original_has_the_seeds_parameter_count():
     n = sum(p.numel() for p in create_model("original").parameters())
     assert 81e6 < n < 83e6

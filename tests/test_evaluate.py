@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from masquerade.evaluate import metrics as M
-from masquerade.evaluate.report import evaluate_swap, reconstruction, write_report
+from masquerade.evaluate.report import evaluate_swap, rebuild, reconstruction, write_report
 
 
 def test_the_original_against_itself_is_perfect_and_unswapped(d18, model_dir):
@@ -34,6 +34,47 @@ def test_metric_functions():
     assert M.summarize([1, 2, 3, float("nan")])["n"] == 3
 
 
+def _face(clip):
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.media import read_frames
+
+    frame = next(read_frames(clip)).image
+    return frame, FaceAnalyzer("hog")(frame)[0].landmarks
+
+
+def test_a_blurred_face_scores_less_sharp_in_proportion_to_the_blur(d18):
+    import cv2
+
+    frame, lms = _face(d18)
+    assert M.sharpness_ratio(frame, lms, frame, lms) == 1
+    ratios = [M.sharpness_ratio(cv2.GaussianBlur(frame, (0, 0), s), lms, frame, lms) for s in (0.7, 1.5, 3)]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
+    small = cv2.resize(cv2.resize(frame, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA), frame.shape[1::-1])
+    assert M.sharpness_ratio(small, lms, frame, lms) < 0.3  # a quarter of the pixels, scaled back: soft
+
+
+def test_the_mouth_error_sees_an_opened_mouth_that_the_68_point_error_dilutes(d18):
+    _, lms = _face(d18)
+    opened = lms.copy()
+    opened[[56, 57, 58, 65, 66, 67]] += (0, 0.15 * M.interocular(lms))  # the lower lip drops
+    assert M.mouth_error(lms, lms) == 0
+    assert M.mouth_error(opened, lms) > 0.04 > M.landmark_error(opened, lms) * 2
+
+
+def test_the_edge_colour_error_sees_a_tint_on_the_face_border_and_not_inside(d18):
+    frame, lms = _face(d18)
+    band = M.border_band(lms, frame.shape[:2])
+    assert M.edge_color_error(frame, frame, lms) == 0
+    tinted = frame.copy()
+    tinted[band] = (tinted[band] * [0.7, 0.6, 0.9]).astype(np.uint8)  # dark violet streaks at the temples
+    inside = frame.copy()
+    centre = np.zeros_like(band)
+    c = lms[27:36].mean(0).astype(int)  # the nose
+    centre[c[1] - 10 : c[1] + 10, c[0] - 10 : c[0] + 10] = True
+    inside[centre & ~band] = 0
+    assert M.edge_color_error(tinted, frame, lms) > 5 > M.edge_color_error(inside, frame, lms)
+
+
 def test_swap_report_files_and_reconstruction(swapped_clip, d18, model_dir, tmp_path):
     r = evaluate_swap(swapped_clip, d18, model_dir, max_frames=10)
     assert r["frames_scored"] == 10 and 0 <= r["id_win_rate"] <= 1
@@ -42,6 +83,10 @@ def test_swap_report_files_and_reconstruction(swapped_clip, d18, model_dir, tmp_
     assert {"report.json", "summary.png", "index.html"} <= {p.name for p in out.iterdir()}
     rec = reconstruction(model_dir)
     assert rec["a"]["n"] > 0 and 0 < rec["a"]["ssim"] < 1 and rec["b"]["psnr"] > 5
+    for k in ("sharpness", "mouth_error", "edge_color"):
+        assert r["summary"][k]["n"] == 10, k
+    reb = rebuild(model_dir, max_faces=3)  # B's held-out faces, put back into their own frames
+    assert reb["n"] == 3 and 0.3 < reb["ssim"] < 1 and 15 < reb["psnr"] < 60
 
 
 def test_cli_json(swapped_clip, d18, model_dir):
@@ -65,4 +110,4 @@ def test_cli_json(swapped_clip, d18, model_dir):
     )
     assert p.returncode == 0, p.stderr
     rep = json.loads(p.stdout)
-    assert rep["frames_scored"] == 5 and "reconstruction" in rep
+    assert rep["frames_scored"] == 5 and "reconstruction" in rep and rep["rebuild"]["b"]["n"] > 0

@@ -101,3 +101,56 @@ def test_alpha_blend_is_exact_at_full_mask():
     frame = np.zeros((10, 10, 3), np.uint8)
     face = np.full((10, 10, 3), 100, np.float32)
     assert (alpha_blend(frame, face, np.ones((10, 10), np.float32)) == 100).all()
+
+
+def _fringe(frame: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """A dark fringe falling over the left half of the forehead, from above the hull to just above the brow."""
+    lock = np.zeros(frame.shape[:2], np.uint8)
+    iod = float(np.linalg.norm(lms[45] - lms[36]))
+    up = lms[17:27].mean(0) - lms[8]
+    x0, x1 = lms[0, 0] - 0.2 * iod, lms[19, 0]  # the side of the face, the middle of the brow
+    y0, y1 = (lms[19] + 0.5 * up)[1], lms[17:22, 1].min() - 0.15 * iod  # above the hull, just above the brow
+    pts = np.array([(x0, y0), (x1, y0), (x1 + 0.2 * iod, y1), (x0, y1)], np.int32)
+    cv2.fillConvexPoly(lock, pts, 1)
+    return lock > 0
+
+
+def test_hair_reaching_into_the_face_hull_is_cut_and_a_mole_or_the_features_are_not(d18):
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.faces.mask import face_hull_points, hull_mask, not_skin
+    from masquerade.media import read_frames
+
+    frame = next(read_frames(d18)).image.copy()
+    lms = FaceAnalyzer("hog")(frame)[0].landmarks
+    assert not_skin(frame, lms).mean() < 0.01  # d18's hair stays above the hull
+    lock = _fringe(frame, lms)
+    frame[lock] = (58, 40, 30)  # dark brown
+    mole = tuple(np.round(lms[2] * 0.5 + lms[30] * 0.5).astype(int))  # mid-cheek, well inside the hull
+    cv2.circle(frame, mole, 4, (60, 40, 30), -1)
+    cut = not_skin(frame, lms) > 0.5
+    inside = lock & (hull_mask(frame.shape[:2], face_hull_points(lms)) > 0.5)
+    assert inside.sum() > 500
+    assert cut[inside].mean() > 0.8  # the lock, where it lies over the face
+    assert not cut[mole[1], mole[0]]
+    for part in (slice(17, 27), slice(36, 48), slice(48, 68)):  # brows, eyes, mouth
+        x, y = np.round(lms[part].mean(0)).astype(int)
+        assert not cut[y, x]
+
+
+def test_swap_keeps_the_inputs_own_hair_over_the_face(model_dir, d18):
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.faces.mask import face_hull_points, hull_mask
+    from masquerade.media import read_frames
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+
+    frame = next(read_frames(d18)).image.copy()
+    face = FaceAnalyzer("hog")(frame)[0]
+    lock = _fringe(frame, face.landmarks)
+    frame[lock] = (58, 40, 30)
+    over = lock & (hull_mask(frame.shape[:2], face_hull_points(face.landmarks)) > 0.5)
+    core = cv2.erode(over.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from the feathered edge
+    kept = {}
+    for mask in ("skin", "hull"):
+        out = Swapper(model_dir, SwapOptions(to="b", mask=mask, smooth=0)).swap_frames([frame], [[face]])[0]
+        kept[mask] = float((np.abs(out.astype(int) - frame)[core].max(1) <= 2).mean())
+    assert kept["skin"] > 0.95 and kept["hull"] < 0.75  # the hull pastes B's forehead over much of it

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from masquerade.core.errors import InputError
+from masquerade.media import read_frames
 from masquerade.models import io as ckpt
 from masquerade.models import model_entry
 from masquerade.models.io import build_model
@@ -245,6 +246,25 @@ def test_options_out_of_their_domain_are_refused_in_one_line(tmp_path, facesets,
     assert p.returncode == 2 and reason in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_each_model_takes_its_own_size_and_refuses_one_it_cannot_render():
+    assert TrainConfig().with_model_defaults().size == 64
+    assert TrainConfig(model="lite-d").with_model_defaults().size == 128
+    assert TrainConfig(model="lite-d", size=192).with_model_defaults().size == 192
+    with pytest.raises(InputError, match="multiple of 32"):
+        TrainConfig(model="lite-d", size=80).check()
+
+
+def test_a_lite_d_model_trains_and_swaps_at_128_px(tmp_path, facesets, d18):
+    from masquerade.swap.pipeline import Swapper
+
+    out = tmp_path / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(model="lite-d", iterations=2, batch_size=2))
+    assert json.loads((out / "config.json").read_text())["size"] == 128
+    frame = next(read_frames(d18)).image
+    swapper = Swapper(out)
+    assert swapper.size == 128 and swapper.swap_frame(frame).shape == frame.shape
 
 
 def test_train_refuses_a_face_set_folder_as_its_output(facesets):

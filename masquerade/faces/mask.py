@@ -1,4 +1,5 @@
-"""Face masks from landmarks: the hull of jaw and brows, raised to cover the forehead, with soft edges."""
+"""Face masks from landmarks: the hull of jaw and brows, raised to cover the forehead, with soft edges; and
+what inside that hull is not the face's skin (hair, background) reaching in from its edge."""
 
 from __future__ import annotations
 
@@ -58,3 +59,41 @@ def feature_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
     m = np.maximum(m, hull_mask(shape, pts[MOUTH]))
     grow = max(1, int(round(min(shape) * 0.04)))
     return feather(m, erode=-grow, blur=grow)
+
+
+INNER = (slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), MOUTH)  # brows, nose, eyes
+
+
+def not_skin(image: np.ndarray, landmarks: np.ndarray, tolerance: float = 3.0) -> np.ndarray:
+    """Where the face hull holds something other than this face's skin that reaches in from the hull's edge:
+    hair over the temples or forehead, background past a turned cheek. Float32 (h, w), 1 there.
+
+    The face's own skin colour is measured on itself (robust median and spread in L*a*b* over the cheeks,
+    away from eyes, brows, nose and mouth), so it works for any skin tone without a trained segmenter. Only
+    regions touching the hull's edge count: a shadow or a crease inside the face stays face; and eyes, brows,
+    nose and mouth, grown by a margin, are never cut.
+    """
+    h, w = image.shape[:2]
+    pts = np.asarray(landmarks, np.float32)
+    face = hull_mask((h, w), face_hull_points(pts)) > 0.5
+    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    inner = np.zeros((h, w), np.float32)
+    for part in INNER:
+        inner = np.maximum(inner, hull_mask((h, w), pts[part]))
+    grow = max(1, int(round(0.12 * iod)))
+    inner = cv2.dilate(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0.5
+    cheeks = face & ~inner & (hull_mask((h, w), pts) > 0.5)
+    if cheeks.sum() < 16:
+        return np.zeros((h, w), np.float32)
+    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    ref = lab[cheeks]
+    med = np.median(ref, 0)
+    spread = np.maximum(np.median(np.abs(ref - med), 0) * 1.4826 * tolerance, (20.0, 6.0, 6.0))
+    far = np.sqrt((((lab - med) / spread) ** 2).sum(-1)) > 1.5
+    other = (far & face & ~inner).astype(np.uint8)
+    k = max(3, (min(h, w) // 64) | 1)
+    other = cv2.morphologyEx(other, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    edge = face & (cv2.erode(face.astype(np.uint8), np.ones((k, k), np.uint8)) == 0)
+    _, labels = cv2.connectedComponents(other)
+    touching = np.unique(labels[edge & (other > 0)])
+    return np.isin(labels, touching[touching > 0]).astype(np.float32)

@@ -1,4 +1,5 @@
-"""`verify`: does a file carry masquerade's mark? Per file: frames checked, share marked, payload, label.
+"""`verify`: does a file carry masquerade's mark? Per file: frames checked, share marked, payload, label, and
+the C2PA manifest (present, valid, signer, actions).
 
 A frame carries the mark when one of its faces does (signature z > THRESHOLD). A file is marked when
 chance cannot explain what was seen (probability below 1e-6 for an unmarked file) and the payload read from
@@ -20,6 +21,7 @@ from masquerade.core.errors import InputError
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.media import probe, read_frames, read_label
 from masquerade.provenance import watermark as wm
+from masquerade.provenance.credentials import ManifestReport, read_manifest
 
 FILE_FALSE_ALARM = 1e-6
 # The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
@@ -41,6 +43,7 @@ class VerifyResult:
     label: str | None
     mean_z: float
     min_marked_frames: int
+    credentials: ManifestReport | None = None  # the file's C2PA manifest (verify_file reads it; swap's check not)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +65,8 @@ class VerifyResult:
         if self.label and not self.marked:
             note = " (contradicts the pixels, which carry no mark: a label is easily added or removed)"
         out.append(f"  metadata label: {self.label or 'none'}{note}")
+        if self.credentials is not None:
+            out.append(f"  content credentials: {self.credentials.summary()}")
         return out
 
 
@@ -102,7 +107,9 @@ def verify_file(path: str | Path, max_frames: int = 300, analyzer: FaceAnalyzer 
     info = probe(path)  # raises InputError for missing files and non-media
     every = max(1, math.ceil(info.frames / max_frames)) if info.frames else 1
     frames = (fr.image for _, fr in zip(range(max_frames), read_frames(path, every=every), strict=False))
-    return verify_frames(path, frames, analyzer)
+    result = verify_frames(path, frames, analyzer)
+    result.credentials = read_manifest(path)
+    return result
 
 
 def verify_frames(path: str | Path, frames: Iterable[np.ndarray], analyzer: FaceAnalyzer | None = None) -> VerifyResult:

@@ -19,7 +19,7 @@ from masquerade.faces.align import crop_face, estimate_matrix, transform_points,
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.detect import landmarks68
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
-from masquerade.faces.mask import face_mask, feather
+from masquerade.faces.mask import face_mask, feather, not_skin
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
 from masquerade.provenance.verify import verify_analyzer
@@ -33,6 +33,7 @@ class SwapOptions:
     to: str = "auto"  # a | b | auto: the side NOT matching the input's faces
     color: str = "lab-transfer"
     blend: str = "alpha"
+    mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
     smooth: float = 1.0  # landmark smoothing strength, 0 = off
@@ -68,6 +69,8 @@ class Swapper:
         self.model = model if isinstance(model, LoadedModel) else load_model(model, self.opts.device)
         if self.opts.to not in ("a", "b", "auto"):
             raise InputError("--to", "must be a, b or auto")
+        if self.opts.mask not in ("skin", "hull"):
+            raise InputError("--mask", "must be skin or hull")
         self.to: str | None = None if self.opts.to == "auto" else self.opts.to
         self.chosen_by = "" if self.to is None else "--to"
         self.size = self.model.config.size
@@ -147,7 +150,8 @@ class Swapper:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face, warp it into the frame and blend; returns (frame, blend mask)."""
         s = self.size
-        crop_mask = face_mask((s, s), transform_points(m, lms))
+        crop_lms = transform_points(m, lms)
+        crop_mask = face_mask((s, s), crop_lms)
         face = match_color(pred[..., :3] * 255.0, crop.astype(np.float32), crop_mask, self.opts.color)
         h, w = frame.shape[:2]
         face_full = uncrop(face.astype(np.float32), m, frame.shape)
@@ -163,6 +167,11 @@ class Swapper:
             )
         else:
             mask = face_mask((h, w), lms, blur=0)
+        if self.opts.mask == "skin":  # keep the input's own hair where it covers the face; never paste B's
+            cut = np.maximum(not_skin(crop, crop_lms), not_skin(face.clip(0, 255).astype(np.uint8), crop_lms))
+            if cut.any():
+                cut = cv2.warpAffine(cut, m, (w, h), borderValue=0, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+                mask = mask * (1 - cut)
         face_px = float(np.ptp(lms[:, 0]))
         blur = self.opts.blur if self.opts.blur >= 0 else max(1, int(round(0.04 * face_px)))
         erode = self.opts.erode if self.opts.erode else blur // 2

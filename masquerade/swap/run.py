@@ -15,6 +15,7 @@ from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
 from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
 from masquerade.media.reader import IMAGE_EXTS, MediaInfo, ReadStats, is_image_path
+from masquerade.provenance.credentials import SOURCE_TYPE, Credentials, local_credentials, sign_file, supports
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
 from masquerade.provenance.verify import verify_frames
 from masquerade.swap.pipeline import Swapper
@@ -48,6 +49,7 @@ class SwapReport:
     reused_frames: int = 0  # frames whose faces came from a face set's index instead of detection
     warnings: list[str] | None = None
     mark_check: str | None = None  # what reading the mark back from the written output found
+    credentials: str | None = None  # the C2PA manifest added to the output, if its format can carry one
 
 
 def parse_time(text: str | None, fps: float) -> int | None:
@@ -105,6 +107,18 @@ def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], r
     report.mark_check = f"{res.frames_marked} of {res.frames_checked} swapped frames read back as marked"
 
 
+def _sign(tmp: Path, out: Path, swapper: Swapper, creds: Credentials | None, report: SwapReport) -> None:
+    """Add the signed C2PA manifest to a finished output (its temporary file), as the very last write."""
+    if not supports(out):
+        report.warnings.append(
+            f"{out.suffix or out.name} files cannot carry C2PA content credentials: use .mp4 or .mov"
+        )
+        return
+    creds = creds or local_credentials()
+    sign_file(tmp, swapper.model.model_id, creds, title=out.name)
+    report.credentials = f"C2PA manifest signed ({SOURCE_TYPE.rsplit('/', 1)[-1]}, model {swapper.model.model_id})"
+
+
 def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
     """Decide --to auto from a few frames spread over the input, before any output is written."""
     if swapper.to is not None:
@@ -138,8 +152,10 @@ def swap_video(
     label: bool = False,
     side_by_side: Path | None = None,
     progress: Progress | None = None,
+    credentials: Credentials | None = None,
 ) -> SwapReport:
-    """Swap a video file to `out` (same size, rate and length; audio copied; marked and labelled)."""
+    """Swap a video file to `out` (same size, rate and length; audio copied; marked, labelled and signed with
+    C2PA content credentials: `credentials`, or the local key made on first use)."""
     v = video or VideoOptions()
     crf, codec = v.crf, v.codec
     if not 0 <= crf <= MAX_CRF:
@@ -218,14 +234,19 @@ def swap_video(
             sbs.abort()
         raise
     report.frames_swapped = len(swapped_at)
+
+    def finish(tmp: Path) -> None:
+        _read_back(swapper, tmp, out, swapped_at, report, f"lower --crf (now {crf})")
+        _sign(tmp, out, swapper, credentials, report)
+
     try:
-        writer.close(check=lambda tmp: _read_back(swapper, tmp, out, swapped_at, report, f"lower --crf (now {crf})"))
+        writer.close(check=finish)
     except BaseException:
         if sbs is not None:
             sbs.abort()
         raise
     if sbs is not None:
-        sbs.close()
+        sbs.close(check=lambda tmp: _sign(tmp, side_by_side, swapper, credentials, SwapReport(str(side_by_side))))
     report.warnings.extend(stats.notes)
     if report.frames < f1 - f0:
         report.warnings.append(f"{inp}: the video ended after {report.frames} of {f1 - f0} frames (truncated?)")
@@ -256,8 +277,10 @@ def swap_images(
     out: Path,
     label: bool = False,
     progress: Progress | None = None,
+    credentials: Credentials | None = None,
 ) -> SwapReport:
-    """An image to an image file, or a folder of images to a folder (created if missing)."""
+    """An image to an image file, or a folder of images to a folder (created if missing); each marked, labelled
+    and signed with C2PA content credentials."""
     files = list_sources([inp]) if inp.is_dir() else [inp]
     files = [f for f in files if f.suffix.lower() in IMAGE_EXTS]
     if inp.is_dir():
@@ -289,6 +312,7 @@ def swap_images(
 
         def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at) -> None:
             _read_back(swapper, tmp, dst, swapped_at, report, "try a PNG output")
+            _sign(tmp, dst, swapper, credentials, report)
 
         write_image(dst, draw_tag(after) if label else after, label=text, check=check)
         if progress:
@@ -306,11 +330,12 @@ def swap_file(
     video: VideoOptions | None = None,
     label: bool = False,
     progress: Progress | None = None,
+    credentials: Credentials | None = None,
 ) -> SwapReport:
     """Swap a video, an image or a folder; `video` options are ignored for images."""
     inp, out = Path(inp), Path(out)
     if not inp.exists():
         raise InputError(inp, "no such file or folder")
     if inp.is_dir() or inp.suffix.lower() in IMAGE_EXTS:
-        return swap_images(swapper, inp, out, label=label, progress=progress)
-    return swap_video(swapper, inp, out, video, label=label, progress=progress)
+        return swap_images(swapper, inp, out, label=label, progress=progress, credentials=credentials)
+    return swap_video(swapper, inp, out, video, label=label, progress=progress, credentials=credentials)

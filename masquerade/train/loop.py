@@ -40,7 +40,7 @@ LOG_EVERY = 10
 @dataclass
 class TrainConfig:
     model: str = "lite"
-    size: int = 64
+    size: int | None = None  # None: the model's own (64, or 128 for lite-d)
     padding: float = 0.15  # the model's crop around the mean face (inner face plus a margin)
     mask: bool = False
     batch_size: int | None = None  # None: the model's own default (models/registry)
@@ -59,16 +59,18 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def with_model_defaults(self) -> TrainConfig:
-        """A copy with the settings left unset (lr, batch size) taken from the model's registry entry."""
+        """A copy with the settings left unset (lr, batch size, size) taken from the model's registry entry."""
         entry = model_entry(self.model)
         lr = entry.lr if self.lr is None else self.lr
-        return replace(self, lr=lr, batch_size=self.batch_size or entry.batch_size)
+        return replace(self, lr=lr, batch_size=self.batch_size or entry.batch_size, size=self.size or entry.size)
 
     def check(self) -> None:
         """Every option in its domain, else a one-line error naming the option."""
         lo, hi = io.SIZE_RANGE
-        if not lo <= self.size <= hi or self.size % 16:
-            raise InputError("--size", f"must be a multiple of 16 from {lo} to {hi} (got {self.size})")
+        k = model_entry(self.model).multiple
+        if self.size is not None and (not lo <= self.size <= hi or self.size % k):
+            msg = f"must be a multiple of {k} from {lo} to {hi} for {self.model} (got {self.size})"
+            raise InputError("--size", msg)
         if self.lr is not None and not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise InputError("--lr", f"must be a number above 0 and below 1 (got {self.lr})")
         if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
