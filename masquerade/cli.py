@@ -368,7 +368,14 @@ def run_swap(args) -> int:
 def add_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
-    p.add_argument("--max-frames", type=_positive, default=300, help="frames checked per video, spread evenly (300)")
+    p.add_argument(
+        "--max-frames",
+        type=_positive,
+        default=300,
+        help="frames checked per video at most, spread over it; a long video is sampled at its keyframes, and "
+        "checking stops once the mark and model id are certain (300)",
+    )
+    p.add_argument("--all-frames", action="store_true", help="check every frame, no early stop (slow on long files)")
 
 
 def run_verify(args) -> int:
@@ -380,7 +387,7 @@ def run_verify(args) -> int:
     code = 0
     for f in args.files:
         try:
-            res = verify_file(f, max_frames=args.max_frames, analyzer=fa)
+            res = verify_file(f, max_frames=args.max_frames, analyzer=fa, all_frames=args.all_frames)
         except MasqueradeError as exc:
             print(
                 json.dumps({"path": f, "error": str(exc)}) if args.json else f"masquerade: error: {exc}",

@@ -110,3 +110,42 @@ def test_marked_png_is_verified(model_dir, d18, tmp_path, fa):
     r = verify_file(tmp_path / "x.png", analyzer=fa)
     assert r.marked and r.frames_checked == 1
     assert probe(tmp_path / "x.png").kind == "image"
+
+
+def test_keyframe_samples_are_spread_coarse_to_fine():
+    from masquerade.media.reader import _spread_order
+
+    order = _spread_order(10)
+    assert sorted(order) == list(range(10)) and order[:2] == [0, 8]
+    assert max(order[:4]) - min(order[:4]) >= 6  # the first few already span the range
+
+
+def test_a_long_video_is_decided_from_a_few_keyframes_and_every_frame_on_request(swapped_clip, tmp_path):
+    """70 copies of the swapped clip, one keyframe every 30 frames: verify seeks to keyframes, coarse to fine,
+    and stops once the mark and model id are certain."""
+    import av
+
+    from masquerade.media import sample_keyframes
+
+    frames = [f.image for f in read_frames(swapped_clip)]
+    long = tmp_path / "long.mp4"
+    with av.open(str(long), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        vs.options = {"crf": "18", "g": "30", "preset": "ultrafast"}
+        for k in range(70 * len(frames)):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(frames[k % len(frames)], format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    keys = list(sample_keyframes(long, 300))
+    assert len(keys) == 70 and all(f.index % 30 == 0 for f in keys)
+    r = verify_file(long, max_frames=20)
+    assert r.marked and r.model_code is not None and r.frames_checked < 20
+    assert verify_file(swapped_clip, max_frames=5, all_frames=True).frames_checked == 30
+
+
+def test_reading_every_nth_frame_gives_the_same_pictures_as_reading_all(d18):
+    every = {f.index: f.image for f in read_frames(d18, every=7)}
+    all_ = {f.index: f.image for f in read_frames(d18) if f.index % 7 == 0}
+    assert every.keys() == all_.keys() and all(np.array_equal(every[k], all_[k]) for k in every)

@@ -3,7 +3,16 @@
 Nothing here knows about faces.
 """
 
-from masquerade.media.reader import Frame, MediaInfo, ReadStats, list_sources, probe, read_frames, read_image
+from masquerade.media.reader import (
+    Frame,
+    MediaInfo,
+    ReadStats,
+    list_sources,
+    probe,
+    read_frames,
+    read_image,
+    sample_keyframes,
+)
 from masquerade.media.writer import VideoWriter, read_label, write_image
 
 __all__ = [
@@ -16,5 +25,6 @@ __all__ = [
     "read_frames",
     "read_image",
     "read_label",
+    "sample_keyframes",
     "write_image",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -212,7 +212,9 @@ def probe(path: str | Path) -> MediaInfo:
         container.close()
 
 
-def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
+def _iter_video(path: Path, stats: ReadStats, wanted: Callable[[int], bool] = lambda i: True) -> Iterator[Frame]:
+    """Decode every frame (H.264 needs them all) but convert to RGB only those `wanted` by index: the
+    conversion costs about as much as the decoding."""
     container = _open_video(path)
     try:
         vs = container.streams.video[0]
@@ -226,10 +228,15 @@ def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
                 stats.corrupt += 1
                 continue
             for fr in decoded:
+                if not wanted(index):
+                    index += 1
+                    stats.read += 1
+                    continue
                 try:
                     img = fr.to_ndarray(format="rgb24")
                 except (av.error.FFmpegError, ValueError):
                     stats.corrupt += 1
+                    index += 1  # the frame keeps its place: later frames keep their indices
                     continue
                 t = float(fr.time) if fr.time is not None else index / fps
                 stats.read += 1
@@ -242,6 +249,47 @@ def _iter_video(path: Path, stats: ReadStats) -> Iterator[Frame]:
             stats.notes.append(f"{path}: ended after {index} of the {declared} frames its index lists (truncated?)")
     except av.error.FFmpegError as exc:
         stats.notes.append(f"{path}: stopped early after {stats.read} frames ({exc.__class__.__name__})")
+    finally:
+        container.close()
+
+
+def _spread_order(n: int) -> list[int]:
+    """0..n-1 in bit-reversed order: every prefix is spread over the whole range (coarse to fine)."""
+    bits = max(1, (n - 1).bit_length())
+    keys = [int(f"{i:0{bits}b}"[::-1], 2) for i in range(1 << bits)]
+    return [k for k in keys if k < n]
+
+
+def sample_keyframes(path: str | Path, count: int) -> Iterator[Frame]:
+    """About `count` frames spread over a long video, coarse to fine (any prefix covers the whole video),
+    each reached by seeking to the keyframe at or before its time and decoding that one frame only.
+
+    Decoding a 10-minute file to look at a few hundred of its frames costs more than checking them; a
+    keyframe is found by a seek and decoded alone. Targets that fall on one keyframe give one frame.
+    """
+    path = Path(path)
+    container = _open_video(path)
+    try:
+        vs = container.streams.video[0]
+        fps = float(vs.average_rate or vs.guessed_rate or 25)
+        if vs.duration and vs.time_base:
+            seconds = float(vs.duration * vs.time_base)
+        else:
+            seconds = (container.duration or 0) / 1e6
+        seen: set[int] = set()
+        for k in _spread_order(count):
+            t = seconds * (k + 0.5) / count
+            try:
+                container.seek(int(t / vs.time_base), stream=vs, backward=True, any_frame=False)
+                fr = next(container.decode(vs), None)
+            except av.error.FFmpegError:
+                continue
+            if fr is None or fr.pts in seen:
+                continue
+            seen.add(fr.pts)
+            ft = float(fr.time) if fr.time is not None else t
+            img = _rotate(fr.to_ndarray(format="rgb24"), _frame_rotation(fr))
+            yield Frame(int(round(ft * fps)), ft, img, str(path))
     finally:
         container.close()
 
@@ -266,7 +314,4 @@ def read_frames(
             stats.read += 1
             yield Frame(i, 0.0, img, str(f))
         return
-    for fr in _iter_video(path, stats):
-        if fr.index % every or fr.index in skip:
-            continue
-        yield fr
+    yield from _iter_video(path, stats, lambda i: not (i % every or i in skip))

@@ -19,7 +19,7 @@ import numpy as np
 
 from masquerade.core.errors import InputError
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.media import probe, read_frames, read_label
+from masquerade.media import probe, read_frames, read_label, sample_keyframes
 from masquerade.provenance import watermark as wm
 from masquerade.provenance.credentials import ManifestReport, read_manifest
 
@@ -27,6 +27,8 @@ FILE_FALSE_ALARM = 1e-6
 # The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.0
+LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
+MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
 
 
 @dataclass
@@ -70,8 +72,13 @@ class VerifyResult:
         return out
 
 
-def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame: int = wm.FINDER["max_faces"]) -> int:
-    """Smallest k such that P(at least k of `frames` unmarked frames score as marked) < FILE_FALSE_ALARM."""
+def min_marked_frames(
+    frames: int,
+    p_face: float | None = None,
+    faces_per_frame: int = wm.FINDER["max_faces"],
+    alarm: float = FILE_FALSE_ALARM,
+) -> int:
+    """Smallest k such that P(at least k of `frames` unmarked frames score as marked) < `alarm`."""
     p = min(1.0, (p_face if p_face is not None else wm.false_positive_rate()) * faces_per_frame)
     tail, k = 1.0, 0
     while k <= frames:
@@ -79,7 +86,7 @@ def min_marked_frames(frames: int, p_face: float | None = None, faces_per_frame:
         pk = math.comb(frames, k) * p**k * (1 - p) ** (frames - k)
         tail -= pk
         k += 1
-        if tail < FILE_FALSE_ALARM:
+        if tail < alarm:
             return k
     return frames + 1
 
@@ -96,25 +103,52 @@ def strict_threshold(frames: int, faces_per_frame: int = wm.FINDER["max_faces"])
     return hi
 
 
+def _certain(marked: int, checked: int, z_sum: np.ndarray, looks: int) -> bool:
+    """Marked beyond doubt after `checked` frames, with the false-alarm rate shared among `looks` tests,
+    and the model id readable: nothing more to learn from the frames not yet checked."""
+    if marked < min_marked_frames(checked, alarm=FILE_FALSE_ALARM / looks):
+        return False
+    sig, _ = wm.bits_to_payload(z_sum)
+    return wm.signature_ok(sig) and float(np.abs(z_sum[wm.N_SIG :]).min() / math.sqrt(marked)) >= MODEL_ID_Z
+
+
 def verify_analyzer() -> FaceAnalyzer:
     """The face finder verify reads marks with (and swap aligns its marks to): landmarks only."""
     return FaceAnalyzer(**wm.FINDER)
 
 
-def verify_file(path: str | Path, max_frames: int = 300, analyzer: FaceAnalyzer | None = None) -> VerifyResult:
-    """Check up to `max_frames` frames of a video (spread evenly), or an image, for the mark."""
+def _frames_to_check(path: Path, info, max_frames: int, all_frames: bool) -> tuple[Iterable[np.ndarray], int]:
+    """(frames, how many at most) for verify: every frame; or for a long video its keyframes, coarse to fine
+    (a seek and one decode each, so a 10-minute file is not decoded whole); else every Nth frame."""
+    if all_frames or not info.frames:
+        return (fr.image for fr in read_frames(path)), info.frames or 1
+    if info.kind == "video" and info.frames > LONG_VIDEO * max_frames:
+        keys = list(sample_keyframes(path, max_frames))
+        if len(keys) >= MIN_KEYFRAMES:
+            return (fr.image for fr in keys), len(keys)
+    every = max(1, math.ceil(info.frames / max_frames))
+    return (fr.image for _, fr in zip(range(max_frames), read_frames(path, every=every), strict=False)), max_frames
+
+
+def verify_file(
+    path: str | Path, max_frames: int = 300, analyzer: FaceAnalyzer | None = None, all_frames: bool = False
+) -> VerifyResult:
+    """Check a video (up to `max_frames` frames spread over it, stopping as soon as the file is certainly
+    marked and its model id read; `all_frames`: every frame, no early stop) or an image for the mark."""
     path = Path(path)
     info = probe(path)  # raises InputError for missing files and non-media
-    every = max(1, math.ceil(info.frames / max_frames)) if info.frames else 1
-    frames = (fr.image for _, fr in zip(range(max_frames), read_frames(path, every=every), strict=False))
-    result = verify_frames(path, frames, analyzer)
+    frames, looks = _frames_to_check(path, info, max_frames, all_frames)
+    result = verify_frames(path, frames, analyzer, early_stop=0 if all_frames else looks)
     result.credentials = read_manifest(path)
     return result
 
 
-def verify_frames(path: str | Path, frames: Iterable[np.ndarray], analyzer: FaceAnalyzer | None = None) -> VerifyResult:
+def verify_frames(
+    path: str | Path, frames: Iterable[np.ndarray], analyzer: FaceAnalyzer | None = None, early_stop: int = 0
+) -> VerifyResult:
     """The verdict on these frames of `path` (what `verify` says, and what `swap` checks before it
-    hands an output over)."""
+    hands an output over). `early_stop`: at most this many frames will be looked at; stop as soon as the file
+    is marked at a false-alarm rate divided by that number (one test per look) and its model id is read."""
     fa = analyzer or verify_analyzer()
     checked = with_face = marked = 0
     z_sum = np.zeros(wm.N_BITS, np.float64)
@@ -132,6 +166,8 @@ def verify_frames(path: str | Path, frames: Iterable[np.ndarray], analyzer: Face
             marked += 1
             for r in hits:
                 z_sum += r.z_bits
+            if early_stop and _certain(marked, checked, z_sum, early_stop):
+                break
     if checked == 0:
         raise InputError(path, "no frame could be read")
     need = min_marked_frames(checked)
