@@ -27,6 +27,7 @@ from masquerade.core.device import pick_device
 from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.lock import FolderLock
 from masquerade.core.types import Progress
+from masquerade.faceset.store import FaceSet
 from masquerade.media import write_image
 from masquerade.models import io
 from masquerade.models.registry import model_entry
@@ -285,6 +286,8 @@ def train(
         raise InputError(model_dir, "model path exists and is not a folder")
     if (model_dir / "faceset.db").exists():
         raise InputError(model_dir, "is a face set folder; give the model its own folder")
+    for path in [*faceset_a, *faceset_b]:  # refuse a bad face set before the model folder is made
+        FaceSet.open(path).close()
     make_folder(model_dir)
     with FolderLock(model_dir, "train"):
         return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress)
