@@ -1,12 +1,16 @@
 """Watermark robustness, invisibility, false alarms and cost.
 
 1. Swap d18 (all frames) with a model, recording each frame before and after marking: PSNR of the mark.
-2. Attack the swapped clip: H.264 CRF 28; 50% downscale + CRF 28; JPEG 50 per frame; 10% crop per border +
-   CRF 28. Per attack: share of frames carrying the mark, the clip decision, signature and model id read.
+2. Attack the swapped clip, and a second swapped clip (d6 by default), with what platforms and people do to a
+   video: H.264 CRF 28 and 35; 75% downscale + CRF 30; 50% downscale + CRF 28; 10% crop per border; a screen
+   recording (1.5x upscale, crop to 16:9, CRF 28); rotation +-3 degrees; horizontal flip; Gaussian blur
+   sigma 1; brightness, contrast, gamma and saturation changes; noise sigma 3; 30 -> 24 fps; a logo over 10%
+   of the frame; JPEG 50 and WebP 50 per frame. Per attack: share of frames carrying the mark, the clip
+   decision, the signature and the model id read.
 3. False alarms: every frame of every clip in ../shared/data and of its CRF 28 re-encode, and every still:
    frames and files flagged, against the per-face false-positive rate the threshold implies.
 4. Time to embed and to read the mark per 480p frame.
-Run: python bench/watermark_robustness.py [--model-dir DIR] [--fp-every N]. Figures only.
+Run: python bench/watermark_robustness.py [--model-dir DIR] [--second CLIP:MODEL] [--fp-every N]. Figures only.
 """
 
 from __future__ import annotations
@@ -41,29 +45,134 @@ class RecordingSwapper(Swapper):
         return out
 
 
-def encode(frames, path, crf=28, scale=1.0, crop=0.0):
+def encode(frames, path, crf=28, scale=1.0, crop=0.0, transform=None, keep=None):
+    """Re-encode frames after an attack: `transform` per frame, `scale`, a `crop` of each border, then H.264."""
     h, w = frames[0].shape[:2]
     dy, dx = int(h * crop), int(w * crop)
-    first = None
-    with_writer = None
-    for f in frames:
+    writer = None
+    for k, f in enumerate(frames):
+        if keep is not None and not keep(k):
+            continue
         f = f[dy : h - dy, dx : w - dx]
+        if transform is not None:
+            f = transform(f)
         if scale != 1.0:
-            f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         f = np.ascontiguousarray(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2])
-        if with_writer is None:
-            first = f.shape
-            with_writer = VideoWriter(path, 30, (first[1], first[0]), crf=crf)
-        with_writer.write(f)
-    with_writer.close()
+        if writer is None:
+            writer = VideoWriter(path, 30, (f.shape[1], f.shape[0]), crf=crf)
+        writer.write(f)
+    writer.close()
     return path
 
 
-def model_id_reads(work, code: str, fa, reads: int = 100, frames: int = 20, seed: int = 0) -> dict:
+def rotate(deg: float):
+    def f(img):
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    return f
+
+
+def tone(gain=1.0, offset=0.0, gamma=1.0, saturation=1.0):
+    """Colour grading: brightness (offset), contrast (gain about mid-grey), gamma, saturation."""
+
+    def f(img):
+        x = img.astype(np.float32) / 255
+        x = np.clip((x - 0.5) * gain + 0.5 + offset, 0, 1) ** gamma
+        grey = x.mean(2, keepdims=True)
+        x = np.clip(grey + (x - grey) * saturation, 0, 1)
+        return (x * 255 + 0.5).astype(np.uint8)
+
+    return f
+
+
+def noise(sigma: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda img: np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+
+def screen_recording(img):
+    """1.5x upscale, then cropped to 16:9 around the centre (a player window captured at a larger size)."""
+    big = cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    h, w = big.shape[:2]
+    nh = min(h, int(w * 9 / 16))
+    y = (h - nh) // 2
+    return big[y : y + nh]
+
+
+def logo(img):
+    """An opaque caption box with text over 10% of the frame, at the bottom (a channel logo or subtitle)."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    bh = int(0.1 * h)
+    out[h - bh :] = (20, 20, 20)
+    cv2.putText(out, "CHANNEL 7 NEWS", (10, h - bh // 3), cv2.FONT_HERSHEY_SIMPLEX, bh / 40, (255, 255, 255), 2)
+    return out
+
+
+ATTACKS = {
+    "none (CRF 18 output)": {"crf": 18},
+    "H.264 CRF 28": {},
+    "H.264 CRF 35": {"crf": 35},
+    "75% downscale + CRF 30": {"scale": 0.75, "crf": 30},
+    "50% downscale + CRF 28": {"scale": 0.5},
+    "10% crop per border + CRF 28": {"crop": 0.1},
+    "screen recording (1.5x, 16:9) + CRF 28": {"transform": screen_recording},
+    "rotation +3 deg + CRF 28": {"transform": rotate(3)},
+    "rotation -3 deg + CRF 28": {"transform": rotate(-3)},
+    "horizontal flip + CRF 28": {"transform": lambda f: np.ascontiguousarray(f[:, ::-1])},
+    "Gaussian blur sigma 1 + CRF 28": {"transform": lambda f: cv2.GaussianBlur(f, (0, 0), 1.0)},
+    "brightness +20% + CRF 28": {"transform": tone(offset=0.2 * 0.5)},
+    "brightness -20% + CRF 28": {"transform": tone(offset=-0.2 * 0.5)},
+    "contrast +20% + CRF 28": {"transform": tone(gain=1.2)},
+    "contrast -20% + CRF 28": {"transform": tone(gain=0.8)},
+    "gamma 0.8 + CRF 28": {"transform": tone(gamma=0.8)},
+    "gamma 1.2 + CRF 28": {"transform": tone(gamma=1.2)},
+    "saturation +30% + CRF 28": {"transform": tone(saturation=1.3)},
+    "saturation -30% + CRF 28": {"transform": tone(saturation=0.7)},
+    "noise sigma 3 + CRF 28": {"transform": noise(3)},
+    "30 -> 24 fps + CRF 28": {"keep": lambda k: (k * 24) // 30 != ((k - 1) * 24) // 30 or k == 0},
+    "logo over 10% + CRF 28": {"transform": logo},
+}
+
+
+def attack_clip(swapped: list, work, fa, code: str) -> dict:
+    """Every attack on one swapped clip: frames marked (every frame checked), clip decision, payload."""
+    out = {}
+    for k, (name, kw) in enumerate(ATTACKS.items()):
+        r = verify_file(encode(swapped, work / f"attack_{k:02d}.mp4", **kw), analyzer=fa, all_frames=True)
+        out[name] = {
+            "frames": r.frames_checked,
+            "rate": r.fraction_marked,
+            "clip_marked": r.marked,
+            "signature": r.signature,
+            "model_code_ok": r.model_code == code,
+        }
+        print(f"  {name:40s} {r.frames_checked:5d} {r.fraction_marked:7.1%} {r.marked}", flush=True)
+    for ext, quality in ((".jpg", 50), (".webp", 50)):
+        hits = files = 0
+        for k, f in enumerate(swapped):
+            p = work / f"still_{k:04d}{ext}"
+            if ext == ".webp":
+                cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality])
+            else:
+                write_image(p, f, quality=quality)
+            r = verify_file(p, analyzer=fa)
+            hits += r.frames_marked
+            files += r.marked
+        name = f"{ext[1:].upper()} {quality} (each frame a file)"
+        out[name] = {"frames": len(swapped), "rate": hits / len(swapped), "files_marked": files / len(swapped)}
+        print(f"  {name:40s} {len(swapped):5d} {hits / len(swapped):7.1%} {files / len(swapped):.1%} of files")
+    return out
+
+
+def model_id_reads(paths: list, code: str, fa, reads: int = 100, frames: int = 20, seed: int = 0) -> dict:
     """Read the model id from `reads` random 20-frame stretches of the attacked clips (seeded): how often it is
     right, reported unreadable, or wrong (which must never happen)."""
     rng = np.random.default_rng(seed)
-    clips = {n: [f.image for f in read_frames(work / n)] for n in ("crf28.mp4", "half.mp4", "crop.mp4")}
+    clips = {p.name: [f.image for f in read_frames(p)] for p in paths}
     tally = {"right": 0, "unreadable": 0, "wrong": 0, "clip_not_marked": 0}
     for _ in range(reads):
         name = list(clips)[rng.integers(len(clips))]
@@ -83,6 +192,7 @@ def main() -> None:
     ap.add_argument("--model-dir", default=str(OUT / "qvt_d18_d19" / "model"))
     ap.add_argument("--fp-every", type=int, default=1, help="check every Nth frame for false alarms")
     ap.add_argument("--skip-fp", action="store_true")
+    ap.add_argument("--second", default="", help="CLIP:MODEL, a second clip to swap (all faces) and attack")
     args = ap.parse_args()
     work = OUT / "watermark"
     work.mkdir(parents=True, exist_ok=True)
@@ -119,41 +229,22 @@ def main() -> None:
         flush=True,
     )
 
-    attacks = {
-        "none (CRF 18 output)": lambda: encode(swapped, work / "clean.mp4", crf=18),
-        "H.264 CRF 28": lambda: encode(swapped, work / "crf28.mp4"),
-        "50% downscale + CRF 28": lambda: encode(swapped, work / "half.mp4", scale=0.5),
-        "10% crop per border + CRF 28": lambda: encode(swapped, work / "crop.mp4", crop=0.1),
-    }
-    for name, make in attacks.items():
-        r = verify_file(make(), max_frames=10_000, analyzer=fa)
-        result["attacks"][name] = {
-            "frames": r.frames_checked,
-            "rate": r.fraction_marked,
-            "clip_marked": r.marked,
-            "signature": r.signature,
-            "model_code_ok": r.model_code == code,
-        }
-    result["model_id_reads"] = model_id_reads(work, code, fa)
+    print("d18:", flush=True)
+    result["attacks"] = attack_clip(swapped, work, fa, code)
+    names = list(ATTACKS)
+    attacked = [work / f"attack_{names.index(n):02d}.mp4" for n in ("H.264 CRF 28", "50% downscale + CRF 28")]
+    attacked.append(work / f"attack_{names.index('10% crop per border + CRF 28'):02d}.mp4")
+    result["model_id_reads"] = model_id_reads(attacked, code, fa)
     print("model id in 100 attacked 20-frame reads:", result["model_id_reads"], flush=True)
-    jdir = work / "jpeg50"
-    jdir.mkdir(exist_ok=True)
-    hits = sig_ok = 0
-    for k, f in enumerate(swapped):
-        p = jdir / f"{k:04d}.jpg"
-        write_image(p, f, quality=50)
-        r = verify_file(p, analyzer=fa)
-        hits += r.frames_marked
-        sig_ok += r.marked
-    result["attacks"]["JPEG 50 (each frame a file)"] = {
-        "frames": len(swapped),
-        "rate": hits / len(swapped),
-        "files_marked": sig_ok / len(swapped),
-    }
-    print(f"{'attack':32s} {'frames':>6s} {'rate':>7s} clip", flush=True)
-    for name, r in result["attacks"].items():
-        verdict = r.get("clip_marked", f"{r.get('files_marked', 0):.1%} of files")
-        print(f"{name:32s} {r['frames']:6d} {r['rate']:7.1%} {verdict}", flush=True)
+    if args.second:
+        name, model = args.second.split(":", 1)
+        sw2 = Swapper(model, SwapOptions(to="b", swap_all=True))
+        frames2 = [f.image for f in read_frames(clip(name))][:216]
+        swapped2 = [out for k in range(0, len(frames2), 8) for out in sw2.swap_frames(frames2[k : k + 8])]
+        work2 = work / name
+        work2.mkdir(exist_ok=True)
+        print(f"{name}:", flush=True)
+        result["attacks_second"] = {name: attack_clip(swapped2, work2, fa, f"{wm.model_code(sw2.model.model_id):04x}")}
 
     if not args.skip_fp:
         fp_frames = fp_files = checked = 0
@@ -162,7 +253,7 @@ def main() -> None:
         for src in sources:
             re = encode([f.image for f in read_frames(src)], work / f"re_{src.stem}.mp4")
             for path in (src, re):
-                r = verify_file(path, max_frames=10_000 // args.fp_every, analyzer=fa)
+                r = verify_file(path, max_frames=10_000 // args.fp_every, analyzer=fa, all_frames=args.fp_every == 1)
                 per_file[path.name] = {"frames": r.frames_checked, "flagged": r.frames_marked, "marked": r.marked}
                 fp_frames += r.frames_marked
                 fp_files += r.marked

@@ -149,3 +149,20 @@ def test_reading_every_nth_frame_gives_the_same_pictures_as_reading_all(d18):
     every = {f.index: f.image for f in read_frames(d18, every=7)}
     all_ = {f.index: f.image for f in read_frames(d18) if f.index % 7 == 0}
     assert every.keys() == all_.keys() and all(np.array_equal(every[k], all_[k]) for k in every)
+
+
+def test_mirrored_landmarks_keep_their_meaning():
+    from masquerade.faces.align import mirror_landmarks
+    from masquerade.faces.mean_face import MEAN_FACE_68
+
+    pts = MEAN_FACE_68 * 100 + 50
+    width = int(round(2 * pts[27:31, 0].mean())) + 1  # mirror about the nose bridge
+    m = mirror_landmarks(pts, width)
+    assert np.abs(m - pts).max() < 4  # the mean face is nearly symmetric: mirrored, each point lands on itself
+    assert m[36, 0] < m[45, 0] == pytest.approx(width - 1 - pts[36, 0])  # point 36 stays the outer corner on the left
+
+
+def test_a_horizontally_flipped_swap_is_still_marked(swapped_clip, tmp_path, fa):
+    frames = [np.ascontiguousarray(f.image[:, ::-1]) for f in read_frames(swapped_clip)]
+    res = verify_file(_reencode(frames, tmp_path / "flipped.mp4"), analyzer=fa, all_frames=True)
+    assert res.marked and res.fraction_marked >= 0.9, res

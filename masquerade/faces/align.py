@@ -88,3 +88,18 @@ def uncrop(crop: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], b
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=border_value,
     )
+
+
+# dlib's 68 points mirrored left <-> right: jaw, brows, nose bridge, nostrils, eyes, outer and inner lips.
+MIRROR_68 = np.array(
+    [*range(16, -1, -1), *range(26, 21, -1), *range(21, 16, -1), 27, 28, 29, 30, *range(35, 30, -1)]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]
+)
+
+
+def mirror_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
+    """The 68 landmarks of the same face in the horizontally flipped image (each point keeps its meaning)."""
+    out = np.asarray(landmarks, np.float32)[MIRROR_68].copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from masquerade.core.errors import InputError
+from masquerade.faces.align import mirror_landmarks
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.media import probe, read_frames, read_label, sample_keyframes
 from masquerade.provenance import watermark as wm
@@ -27,6 +28,8 @@ FILE_FALSE_ALARM = 1e-6
 # The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.0
+READS_PER_FACE = 2  # each face is read as it is and mirrored (a flipped video keeps its mark)
+LOOKS_PER_FRAME = wm.FINDER["max_faces"] * READS_PER_FACE  # chances per frame for an unmarked file to score
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
 
@@ -75,7 +78,7 @@ class VerifyResult:
 def min_marked_frames(
     frames: int,
     p_face: float | None = None,
-    faces_per_frame: int = wm.FINDER["max_faces"],
+    faces_per_frame: int = LOOKS_PER_FRAME,
     alarm: float = FILE_FALSE_ALARM,
 ) -> int:
     """Smallest k such that P(at least k of `frames` unmarked frames score as marked) < `alarm`."""
@@ -91,7 +94,7 @@ def min_marked_frames(
     return frames + 1
 
 
-def strict_threshold(frames: int, faces_per_frame: int = wm.FINDER["max_faces"]) -> float:
+def strict_threshold(frames: int, faces_per_frame: int = LOOKS_PER_FRAME) -> float:
     """z above which a single face decides: frames * faces * P(T > z) < FILE_FALSE_ALARM."""
     lo, hi = wm.THRESHOLD, 40.0
     for _ in range(40):
@@ -101,6 +104,13 @@ def strict_threshold(frames: int, faces_per_frame: int = wm.FINDER["max_faces"])
         else:
             lo = mid
     return hi
+
+
+def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray) -> wm.FaceMark:
+    """The face's mark as it is or mirrored, whichever reads stronger (both count as looks: LOOKS_PER_FRAME)."""
+    direct = wm.read_face(image, landmarks)
+    flipped = wm.read_face(mirrored, mirror_landmarks(landmarks, image.shape[1]))
+    return max(direct, flipped, key=lambda r: r.z_signature)
 
 
 def _certain(marked: int, checked: int, z_sum: np.ndarray, looks: int) -> bool:
@@ -157,7 +167,8 @@ def verify_frames(
         checked += 1
         faces = fa(image)
         with_face += bool(faces)
-        reads = [wm.read_face(image, f.landmarks) for f in faces]
+        mirrored = np.ascontiguousarray(image[:, ::-1]) if faces else None
+        reads = [_read(image, mirrored, f.landmarks) for f in faces]
         best = max(reads, key=lambda r: r.z_signature, default=None)
         if best is not None:
             zs.append(best.z_signature)
