@@ -93,7 +93,9 @@ def test_verify_cli_exit_codes_and_json(swapped_clip, d18, tmp_path):
     p = run(swapped_clip, "--json")
     assert p.returncode == 0
     res = json.loads(p.stdout)
-    assert res["marked"] and res["frames_checked"] == 30 and res["signature"] == "4d51"
+    assert res["marked"] and res["frames_checked"] <= 30 and res["signature"] == "4d51"  # stops once certain
+    assert res["model_code"] is not None
+    assert json.loads(run(swapped_clip, "--json", "--all-frames").stdout)["frames_checked"] == 30
     assert res["label"].startswith("synthetic:")
     p = run(d18, "--max-frames", "30")
     assert p.returncode == 1 and "no masquerade mark found" in p.stdout

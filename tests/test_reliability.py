@@ -242,7 +242,7 @@ def test_images_a_few_pixels_wide_have_no_face_and_no_traceback(tmp_path, model_
         assert run_cli("verify", tmp_path / "tiny.png").returncode == 1
 
 
-def test_outputs_that_cannot_be_written_are_one_line(model_dir, d18, tmp_path):
+def test_outputs_that_cannot_be_written_are_one_line(model_dir, facesets, d18, tmp_path):
     folder = tmp_path / "existing_folder.mp4"
     folder.mkdir()
     one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", folder, "--end", "2f"), 2, "is a folder")
@@ -253,7 +253,7 @@ def test_outputs_that_cannot_be_written_are_one_line(model_dir, d18, tmp_path):
         if os.access(ro, os.W_OK):  # root ignores permissions: an existing file where a folder must go
             blocker = tmp_path / "blocker"
             blocker.write_text("x")
-            one_line_error(run_cli("train", "A", "B", "-o", blocker / "m"), 2, "blocker")
+            one_line_error(run_cli("train", *facesets, "-o", blocker / "m"), 2, "blocker")
         else:
             one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", ro / "o.mp4", "--end", "2f"), 2, "cannot write")
     finally:
