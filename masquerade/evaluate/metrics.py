@@ -8,7 +8,7 @@ import torch
 
 from masquerade.core.tensor_color import rgb_to_lab
 from masquerade.faces.identity import distance
-from masquerade.faces.mask import hull_mask
+from masquerade.faces.mask import feather, hull_mask
 
 
 def summarize(values: list[float]) -> dict:
@@ -61,9 +61,8 @@ def _grey(img: np.ndarray) -> np.ndarray:
 def laplacian_variance(img: np.ndarray, landmarks: np.ndarray, inset: float = 0.1) -> float:
     """Variance of the Laplacian inside the 68-point hull, shrunk by `inset` x the face's width: how much fine
     detail the face shows. The inset keeps the jaw's outline and a blend seam, which are not detail, out."""
-    m = hull_mask(img.shape[:2], landmarks)
     px = max(1, int(round(inset * float(np.ptp(landmarks[:, 0])))))
-    m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)) > 0.5
+    m = feather(hull_mask(img.shape[:2], landmarks), erode=px) > 0.5
     if m.sum() < 16:
         return float("nan")
     return float(cv2.Laplacian(_grey(img), cv2.CV_32F)[m].var())
@@ -80,10 +79,9 @@ def border_band(landmarks: np.ndarray, shape: tuple[int, int], width: float = 0.
     """The inner band of the face hull (jaw, temples, brows) `width` x the face's width deep: where a pasted
     face meets the frame, and where a decoder's hair or background shows."""
     pts = np.asarray(landmarks, np.float32)
-    hull = hull_mask(shape, np.vstack([pts[0:17], pts[17:27]])) > 0.5
+    hull = hull_mask(shape, pts[0:27])
     px = max(1, int(round(width * float(np.ptp(pts[:, 0])))))
-    inner = cv2.erode(hull.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2))
-    return hull & (inner == 0)
+    return (hull > 0.5) & (feather(hull, erode=px) <= 0.5)
 
 
 def edge_color_error(swapped: np.ndarray, original: np.ndarray, landmarks: np.ndarray) -> float:

@@ -80,8 +80,7 @@ def not_skin(image: np.ndarray, landmarks: np.ndarray, tolerance: float = 3.0) -
     inner = np.zeros((h, w), np.float32)
     for part in INNER:
         inner = np.maximum(inner, hull_mask((h, w), pts[part]))
-    grow = max(1, int(round(0.12 * iod)))
-    inner = cv2.dilate(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0.5
+    inner = feather(inner, erode=-max(1, int(round(0.12 * iod)))) > 0.5  # grown by a margin
     cheeks = face & ~inner & (hull_mask((h, w), pts) > 0.5)
     if cheeks.sum() < 16:
         return np.zeros((h, w), np.float32)

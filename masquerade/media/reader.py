@@ -228,20 +228,18 @@ def _iter_video(path: Path, stats: ReadStats, wanted: Callable[[int], bool] = la
                 stats.corrupt += 1
                 continue
             for fr in decoded:
-                if not wanted(index):
-                    index += 1
+                i, index = index, index + 1  # every decoded frame keeps its place, converted or not
+                if not wanted(i):
                     stats.read += 1
                     continue
                 try:
                     img = fr.to_ndarray(format="rgb24")
                 except (av.error.FFmpegError, ValueError):
                     stats.corrupt += 1
-                    index += 1  # the frame keeps its place: later frames keep their indices
                     continue
-                t = float(fr.time) if fr.time is not None else index / fps
+                t = float(fr.time) if fr.time is not None else i / fps
                 stats.read += 1
-                yield Frame(index, t, _rotate(img, _frame_rotation(fr)), str(path))
-                index += 1
+                yield Frame(i, t, _rotate(img, _frame_rotation(fr)), str(path))
         if index == 0:
             raise InputError(path, "truncated or corrupt video: no frame could be decoded")
         declared = int(vs.frames or 0)

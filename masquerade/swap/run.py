@@ -107,14 +107,22 @@ def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], r
     report.mark_check = f"{res.frames_marked} of {res.frames_checked} swapped frames read back as marked"
 
 
+def _credentials_for(outputs: list[Path], given: Credentials | None) -> Credentials | None:
+    """The signing credentials of one swap call, loaded once: the given ones, else the local key (made on first
+    use) when any output can carry a manifest."""
+    if given is not None or not any(supports(o) for o in outputs):
+        return given
+    return local_credentials()
+
+
 def _sign(tmp: Path, out: Path, swapper: Swapper, creds: Credentials | None, report: SwapReport) -> None:
-    """Add the signed C2PA manifest to a finished output (its temporary file), as the very last write."""
+    """Add the signed C2PA manifest to a finished output (its temporary file), as the very last write.
+    `creds` comes from `_credentials_for`, so it is set whenever `out` can carry a manifest."""
     if not supports(out):
         report.warnings.append(
             f"{out.suffix or out.name} files cannot carry C2PA content credentials: use .mp4 or .mov"
         )
         return
-    creds = creds or local_credentials()
     sign_file(tmp, swapper.model.model_id, creds, title=out.name)
     report.credentials = f"C2PA manifest signed ({SOURCE_TYPE.rsplit('/', 1)[-1]}, model {swapper.model.model_id})"
 
@@ -175,6 +183,7 @@ def swap_video(
     if v.preview:
         return _previews(swapper, inp, out, f0, f1, v.preview, report)
     meta = video_metadata(swapper.model.model_id)
+    credentials = _credentials_for([out, *([side_by_side] if side_by_side else [])], credentials)
     size = (info.width, info.height)
     window = (f0 / info.fps, f1 / info.fps)
     writer = VideoWriter(
@@ -300,6 +309,7 @@ def swap_images(
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise InputError(out, "an image is written as .png or .jpg")
         targets = [out]
+    credentials = _credentials_for(targets, credentials)
     report = SwapReport(str(out), warnings=[])
     text = synthetic_label(swapper.model.model_id)
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
