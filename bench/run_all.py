@@ -46,8 +46,11 @@ def table(results: dict) -> str:
         lines.append(f"| train | {k} (samples/s) | {v} |")
     for k, v in results.get("train", {}).get("speedup", {}).items():
         lines.append(f"| train | {k} (speed-up) | {v}x |")
-    for k, v in results.get("swap", {}).get("frames_per_s", {}).items():
-        lines.append(f"| swap | {k} (frames/s) | {v} |")
+    for k, v in results.get("swap", {}).get("runs", {}).items():
+        if "frames_per_s" in v:
+            lines.append(f"| swap | {k}, file to file (frames/s) | {v['frames_per_s']} |")
+        else:
+            lines.append(f"| swap | {k} | {v} |")
     w = results.get("watermark", {})
     if w:
         lines.append(

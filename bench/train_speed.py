@@ -3,13 +3,19 @@
 Times the trainer's own step (`sample_batches` + `train_step`: augmentation, forward, loss, backward,
 Adam) on real faces when a face set is at hand (bench/out/faces_d18, made by quality_vs_time.py or extract),
 else on random tensors, and prints the model FLOPs per sample and the MFU beside it.
-Run: python bench/train_speed.py [--models original,lite,lite-d] [--batches 16,64] [--steps 5]
+Run: python bench/train_speed.py [--models original,lite,lite-d] [--batches 16,64] [--steps 5] [--nproc 1,2]
+`--nproc` adds a column: the whole `train` command under torchrun with N processes (gloo here, NCCL on GPUs),
+samples/s of all processes together from its log. On a 2-core CPU 2 processes are not faster (they share the
+cores); the figure is there for GPU machines.
 Targets (issue 3, 2-core CPU): original >= 8 samples/s, lite >= 120 and >= 10x original. Never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import torch
@@ -55,11 +61,35 @@ def speed(name: str, batch: int, steps: int) -> tuple[float, float]:
     return 2 * batch * steps / (time.perf_counter() - t), flops_per_sample(model, cfg.size, dev)
 
 
+def nproc_speed(n: int, name: str, batch: int, iterations: int = 60) -> float:
+    """samples/s of `masquerade train` under torchrun with n processes (batch per process), from its log."""
+    from swap_speed import clip
+
+    from masquerade.faceset.extract import ExtractOptions, extract
+
+    fa, fb = OUT / "speed_faces_a", OUT / "speed_faces_b"
+    if not (fb / "faceset.db").exists():
+        extract([clip("d18")], fa, ExtractOptions(every=20))
+        extract([clip("d19")], fb, ExtractOptions(every=20))
+    out = OUT / f"nproc_{n}_{name}_{batch}"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m"]
+    cmd += ["masquerade", "train", str(fa), str(fb), "-o", str(out), "--model", name]
+    cmd += ["--batch-size", str(batch), "--iterations", str(iterations), "--preview-every", "100000"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    return float(log[-1]["samples_per_s"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="original,lite")
     ap.add_argument("--batches", default="16,64")
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--nproc", default="", help="also time `train` under torchrun with these process counts")
     args = ap.parse_args()
     peak = peak_flops(torch.device("cpu"))
     print(f"measured peak: {peak / 1e9:.1f} GFLOP/s (float32 matrix product)")
@@ -80,7 +110,13 @@ def main() -> None:
         if f"lite batch {b}" in res and f"original batch {b}" in res:
             ratios[f"lite / original, batch {b}"] = round(res[f"lite batch {b}"] / res[f"original batch {b}"], 1)
             print(f"lite / original at batch {b}: {ratios[f'lite / original, batch {b}']}x")
-    save("train_speed", {"samples_per_s": res, "mfu": mfu, "peak_flops": peak, "speedup": ratios})
+    nproc: dict = {}
+    for n in [int(x) for x in args.nproc.split(",") if x]:
+        for name in args.models.split(","):
+            for b in map(int, args.batches.split(",")):
+                nproc[f"{name} batch {b} per process, {n} processes"] = sps = nproc_speed(n, name, b)
+                print(f"{name:9s} batch {b:3d} x {n} processes (torchrun): {sps:7.1f} samples/s", flush=True)
+    save("train_speed", {"samples_per_s": res, "mfu": mfu, "peak_flops": peak, "speedup": ratios, "nproc": nproc})
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -78,6 +79,10 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
             ("loss_b", "loss_b", "{:.4f}"),
             ("samples_per_s", "samples/s", "{:.0f}"),
             ("mfu", "MFU", "{:.1%}"),
+            ("fps", "fps", "{:.1f}"),
+            ("p50_ms", "p50", "{:.0f}ms"),
+            ("p95_ms", "p95", "{:.0f}ms"),
+            ("dropped", "dropped", "{}"),
         ):
             if key in info:
                 shown[label] = fmt.format(info[key])
@@ -226,11 +231,14 @@ def run_train(args) -> int:
         compile=args.compile,
         threads=args.threads,
     )
-    update, close = progress_bar("train", "it")
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
+    update, close = progress_bar("train", "it") if main_rank else (None, lambda: None)
     try:
         res = train(args.faceset_a.split(","), args.faceset_b.split(","), args.output, cfg, update)
     finally:
         close()
+    if not main_rank:
+        return 0
     why = {
         "interrupt": "interrupted (saved)",
         "iterations": "reached --iterations",
@@ -240,25 +248,34 @@ def run_train(args) -> int:
         f"{why.get(res.stopped_by, 'stopped')}: iteration {res.iteration}, loss A {res.loss_a:.4f}, "
         f"loss B {res.loss_b:.4f}, {res.samples_per_s:.0f} samples/s; model: {args.output}"
     )
+    if res.world_size > 1:
+        same = "the very same weights on every process" if res.ranks_agree else "WEIGHTS DIFFER between processes"
+        print(f"{res.world_size} processes (torchrun): {same}")
+        if not res.ranks_agree:
+            return 1
     return 130 if res.interrupted else 0
 
 
 # -- swap ------------------------------------------------------------------------------------------------
-def add_swap(p: argparse.ArgumentParser) -> None:
+def add_engine(p: argparse.ArgumentParser) -> None:
+    """The swap engine's options, shared by `swap` and `live`."""
     from masquerade.swap.blend import MODES as BLENDS
     from masquerade.swap.color import MODES as COLORS
     from masquerade.swap.pipeline import SwapOptions
-    from masquerade.swap.run import MAX_CRF, VideoOptions
 
-    d, v = SwapOptions(), VideoOptions()
-    p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
-    p.add_argument("-m", "--model", required=True, metavar="MODEL", help="a model folder made by `train`")
+    d = SwapOptions()
     p.add_argument(
-        "-o",
-        "--output",
+        "-m",
+        "--model",
         required=True,
-        metavar="OUTPUT",
-        help="video file, image file (.png/.jpg) or folder (for a folder INPUT)",
+        metavar="MODEL",
+        help="a model folder made by `train`, or an ONNX file made by `export` (which renders one identity)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("torch", "onnx"),
+        default=d.engine,
+        help=f"run the model with PyTorch or with onnxruntime (the model exported in memory) ({d.engine})",
     )
     p.add_argument(
         "--to",
@@ -289,6 +306,59 @@ def add_swap(p: argparse.ArgumentParser) -> None:
         help=f"temporal landmark smoothing strength; 0 turns it off ({d.smooth:g})",
     )
     p.add_argument("--all-faces", action="store_true", help="swap every face, not only the source identity's")
+    p.add_argument(
+        "--track",
+        choices=("on", "off"),
+        default="on" if d.track else "off",
+        help=f"on: follow faces from frame to frame (a full detection every {d.redetect} frames, on a cut, or when "
+        "a face is lost; several times faster); off: detect every frame (on)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_nonneg,
+        default=d.threads,
+        help=f"CPU threads for the model (0: all cores; {d.threads}: leaves the others to decoding and encoding)",
+    )
+    p.add_argument(
+        "--min-face", type=_positive, default=d.min_face, metavar="PX", help=f"smallest face to swap ({d.min_face})"
+    )
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
+
+
+def swap_options(args):
+    from masquerade.swap.pipeline import SwapOptions
+
+    return SwapOptions(
+        to=args.to,
+        color=args.color,
+        blend=args.blend,
+        mask=args.mask,
+        erode=args.erode,
+        blur=args.blur,
+        smooth=args.smooth,
+        min_face=args.min_face,
+        swap_all=args.all_faces,
+        device=args.device,
+        track=args.track == "on",
+        threads=args.threads,
+        engine=args.engine,
+    )
+
+
+def add_swap(p: argparse.ArgumentParser) -> None:
+    from masquerade.media.writer import PRESETS
+    from masquerade.swap.run import MAX_CRF, VideoOptions
+
+    v = VideoOptions()
+    p.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of images")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="video file, image file (.png/.jpg) or folder (for a folder INPUT)",
+    )
+    add_engine(p)
     p.add_argument("--start", help="start time: seconds (12.5), min:s (1:02.5) or frame (300f)")
     p.add_argument("--end", help="end time, same forms as --start")
     p.add_argument(
@@ -305,11 +375,14 @@ def add_swap(p: argparse.ArgumentParser) -> None:
         help=f"H.264 quality, lower is better ({v.crf}; at most {MAX_CRF}, above which the watermark does not survive)",
     )
     p.add_argument("--codec", default=v.codec, help=f"video codec ({v.codec})")
-    p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
     p.add_argument(
-        "--min-face", type=_positive, default=d.min_face, metavar="PX", help=f"smallest face to swap ({d.min_face})"
+        "--preset",
+        default=v.preset,
+        choices=PRESETS,
+        help=f"x264/x265 speed preset: slower presets make smaller files at the same --crf ({v.preset}: "
+        "about 2.6x faster than medium at 720p)",
     )
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
+    p.add_argument("--label", action="store_true", help="also draw a visible 'SYNTHETIC' tag in a corner")
     p.add_argument(
         "--sign-cert",
         metavar="PEM",
@@ -321,25 +394,16 @@ def add_swap(p: argparse.ArgumentParser) -> None:
 
 def run_swap(args) -> int:
     from masquerade.provenance.credentials import load_credentials
-    from masquerade.swap.pipeline import SwapOptions, Swapper
+    from masquerade.swap.pipeline import Swapper
     from masquerade.swap.run import VideoOptions, swap_file
 
     if (args.sign_cert is None) != (args.sign_key is None):
         raise InputError("--sign-cert", "give both --sign-cert and --sign-key, or neither")
     creds = load_credentials(args.sign_cert, args.sign_key) if args.sign_cert else None
-    opts = SwapOptions(
-        to=args.to,
-        color=args.color,
-        blend=args.blend,
-        mask=args.mask,
-        erode=args.erode,
-        blur=args.blur,
-        smooth=args.smooth,
-        min_face=args.min_face,
-        swap_all=args.all_faces,
-        device=args.device,
+    opts = swap_options(args)
+    video = VideoOptions(
+        crf=args.crf, codec=args.codec, preset=args.preset, start=args.start, end=args.end, preview=args.preview
     )
-    video = VideoOptions(crf=args.crf, codec=args.codec, start=args.start, end=args.end, preview=args.preview)
     swapper = Swapper(args.model, opts)
     update, close = progress_bar("swap", "frame")
     try:
@@ -361,6 +425,66 @@ def run_swap(args) -> int:
         print(f"content credentials: {report.credentials}")
     if report.reused_frames:
         print(f"faces of {report.reused_frames} frames were taken from the face set's index (no detection)")
+    return 0
+
+
+# -- live ------------------------------------------------------------------------------------------------
+def add_live(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="SRC",
+        help="a camera (/dev/videoN or N), a stream (rtsp://, udp://, http://...) or a video file played at its "
+        "own frame rate as if it were a camera",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="DST",
+        help="udp://HOST:PORT (H.264 in MPEG-TS: OBS, ffplay, VLC), http://127.0.0.1:PORT/ (an MJPEG page for a "
+        "browser), virtualcam[:/dev/videoN] (a v4l2loopback webcam for video calls), or a video file",
+    )
+    add_engine(p)
+    p.add_argument("--loop", action="store_true", help="play a file source again from the start when it ends")
+    p.add_argument("--seconds", type=_positive_float, help="stop after this many seconds (default: until Ctrl-C)")
+
+
+def run_live(args) -> int:
+    from masquerade.swap.live import run_live as live
+    from masquerade.swap.pipeline import Swapper
+
+    swapper = Swapper(args.model, swap_options(args))
+    update, close = progress_bar("live", "frame")
+    try:
+        report = live(swapper, args.input, args.output, loop=args.loop, seconds=args.seconds, progress=update)
+    finally:
+        close()
+    f = report.figures()
+    print(
+        f"{report.ended}: {report.frames} frames to {report.output} ({report.swapped} with a swapped, marked face), "
+        f"{f['fps']} frames/s, latency p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, {f['dropped']} dropped"
+    )
+    return 0
+
+
+# -- export ----------------------------------------------------------------------------------------------
+def add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", required=True, metavar="MODEL", help="a model folder made by `train`")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the ONNX file to write")
+    p.add_argument("--to", choices=("a", "b"), default="b", help="the identity the exported model renders (b)")
+
+
+def run_export(args) -> int:
+    from masquerade.models.export import OPSET, export_onnx
+    from masquerade.models.io import load_model
+
+    model = load_model(args.model, "cpu")
+    out = export_onnx(model, args.output, args.to)
+    size = model.config.size
+    print(
+        f"{out}: renders identity {args.to} of model {model.model_id}; input 'faces' (N, 3, {size}, {size}) RGB "
+        f"in [0, 1], aligned as `extract` aligns; output 'rendered'; ONNX opset {OPSET}"
+    )
     return 0
 
 
@@ -534,6 +658,22 @@ COMMANDS: dict[str, tuple[str, str, Callable, Callable]] = {
         "an invisible watermark and a metadata label marking it as synthetic.",
         add_swap,
         run_swap,
+    ),
+    "live": (
+        "swap faces live: a camera or stream in, a stream, page, virtual camera or file out",
+        "Swap the faces of SRC as they arrive and send them to DST, newest frame first: a slow machine drops "
+        "frames instead of falling behind. Every swapped face carries the watermark; streams and files carry the "
+        "synthetic-media label. The bar shows frames/s, latency (capture to output, p50/p95) and dropped frames.",
+        add_live,
+        run_live,
+    ),
+    "export": (
+        "export a model to ONNX (encoder plus one decoder) for onnxruntime and other runtimes",
+        "Write the model's renderer for one identity as an ONNX file (dynamic batch; metadata: masquerade's "
+        "version, the model id, the face size and a synthetic-media notice). `swap`/`live -m FILE.onnx` run it "
+        "with onnxruntime, with the same alignment, blending and watermark.",
+        add_export,
+        run_export,
     ),
     "verify": (
         "tell whether files carry masquerade's synthetic-media mark",

@@ -39,28 +39,33 @@ class FaceAnalyzer:
 
     def __call__(self, rgb: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(rgb)
+        return [self.describe(rgb, f) for f in self.detect(rgb)]
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Detection and landmarks only, largest face first (what a tracker needs to start tracks)."""
+        rgb = np.ascontiguousarray(rgb)
         if min(rgb.shape[:2]) < self.min_face:  # no face of min_face px fits (and dlib's CNN fails on slivers)
             return []
         dets = [d for d in self._det.detect(rgb) if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
         if self.max_faces:
             dets = sorted(dets, key=lambda d: -d.score)[: self.max_faces]
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))  # largest first
-        faces = []
-        for d in dets:
-            lms = landmarks68(rgb, d.box)
-            face = Face(bbox=d.box, score=d.score, landmarks=lms)
-            if self.crop_size or self.quality:
-                size = self.crop_size or 256
-                face.matrix = estimate_matrix(lms, size, self.padding)
-                face.crop_size = size
-                face.crop = crop_face(rgb, face.matrix, size)
-            if self.quality:
-                face.blur = blur_score(face.crop)
-                face.pose = head_pose(lms, rgb.shape[:2])
-            if self.embeddings:
-                face.embedding = embed(rgb, lms)
-            faces.append(face)
-        return faces
+        return [Face(bbox=d.box, score=d.score, landmarks=landmarks68(rgb, d.box)) for d in dets]
+
+    def describe(self, rgb: np.ndarray, face: Face, embedding: np.ndarray | None = None) -> Face:
+        """Add the steps asked for (crop, quality, embedding) to a face found in `rgb`; returns it.
+        `embedding`: this face's, already known (a tracked face), so not computed again."""
+        if self.crop_size or self.quality:
+            size = self.crop_size or 256
+            face.matrix = estimate_matrix(face.landmarks, size, self.padding)
+            face.crop_size = size
+            face.crop = crop_face(rgb, face.matrix, size)
+        if self.quality:
+            face.blur = blur_score(face.crop)
+            face.pose = head_pose(face.landmarks, rgb.shape[:2])
+        if self.embeddings:
+            face.embedding = embedding if embedding is not None else embed(rgb, face.landmarks)
+        return face
 
 
 def analyze(rgb: np.ndarray, **options) -> list[Face]:

@@ -212,9 +212,11 @@ def probe(path: str | Path) -> MediaInfo:
         container.close()
 
 
-def _iter_video(path: Path, stats: ReadStats, wanted: Callable[[int], bool] = lambda i: True) -> Iterator[Frame]:
+def _iter_video(
+    path: Path, stats: ReadStats, wanted: Callable[[int], bool] = lambda i: True, stop: int | None = None
+) -> Iterator[Frame]:
     """Decode every frame (H.264 needs them all) but convert to RGB only those `wanted` by index: the
-    conversion costs about as much as the decoding."""
+    conversion costs about as much as the decoding. Decoding ends before frame `stop`."""
     container = _open_video(path)
     try:
         vs = container.streams.video[0]
@@ -228,6 +230,8 @@ def _iter_video(path: Path, stats: ReadStats, wanted: Callable[[int], bool] = la
                 stats.corrupt += 1
                 continue
             for fr in decoded:
+                if stop is not None and index >= stop:
+                    return
                 i, index = index, index + 1  # every decoded frame keeps its place, converted or not
                 if not wanted(i):
                     stats.read += 1
@@ -293,9 +297,15 @@ def sample_keyframes(path: str | Path, count: int) -> Iterator[Frame]:
 
 
 def read_frames(
-    path: str | Path, every: int = 1, stats: ReadStats | None = None, skip: set[int] | None = None
+    path: str | Path,
+    every: int = 1,
+    stats: ReadStats | None = None,
+    skip: set[int] | None = None,
+    wanted: Callable[[int], bool] | None = None,
+    stop: int | None = None,
 ) -> Iterator[Frame]:
-    """Yield frames of one source in order; `every` keeps every Nth, `skip` drops indices already done.
+    """Yield frames of one source in order; `every` keeps every Nth, `skip` drops indices already done,
+    `wanted(index)` keeps only the indices it accepts, and reading ends before index `stop`.
 
     For a video, frames are decoded sequentially (skipped ones too, since H.264 needs them); images in a
     folder that are skipped are never decoded.
@@ -303,13 +313,14 @@ def read_frames(
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     skip = skip or set()
+    keep = wanted or (lambda i: True)
     if path.is_dir() or is_image_path(path):
         files = [p for p in list_sources([path]) if is_image_path(p)] if path.is_dir() else [path]
-        for i, f in enumerate(files):
-            if i % every or i in skip:
+        for i, f in enumerate(files[:stop]):
+            if i % every or i in skip or not keep(i):
                 continue
             img = read_image(f)
             stats.read += 1
             yield Frame(i, 0.0, img, str(f))
         return
-    yield from _iter_video(path, stats, lambda i: not (i % every or i in skip))
+    yield from _iter_video(path, stats, lambda i: not (i % every or i in skip) and keep(i), stop)

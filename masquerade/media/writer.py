@@ -19,6 +19,7 @@ from masquerade.core.atomic import atomic_path, publish, remove_orphan_temps, te
 from masquerade.core.errors import InputError
 
 LABEL_KEYS = ("comment", "description")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class VideoWriter:
@@ -37,6 +38,7 @@ class VideoWriter:
         audio_from: str | Path | None = None,
         audio_window: tuple[float, float | None] = (0.0, None),
         metadata: dict[str, str] | None = None,
+        preset: str = "veryfast",
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -61,7 +63,10 @@ class VideoWriter:
         self._vs.width, self._vs.height = self.width, self.height
         self._vs.pix_fmt = "yuv420p"
         if codec in ("libx264", "libx265", "h264", "hevc"):
-            self._vs.options = {"crf": str(crf), "preset": "medium"}
+            if preset not in PRESETS:
+                self.abort()
+                raise InputError("--preset", f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+            self._vs.options = {"crf": str(crf), "preset": preset}
         self._count = 0
         if self._audio_from is not None:
             self._add_audio_stream()

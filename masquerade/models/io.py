@@ -282,7 +282,7 @@ class LoadedModel:
 
     path: Path
     config: ModelConfig
-    net: torch.nn.Module
+    net: torch.nn.Module | None  # None for an exported ONNX renderer (see models.export)
     device: torch.device
     iteration: int = 0
 

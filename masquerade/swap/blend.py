@@ -10,11 +10,11 @@ MODES = ("alpha", "poisson")
 
 def alpha_blend(frame: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """frame * (1 - mask) + face * mask; pixels where mask == 0 are returned unchanged, bit for bit."""
-    m = mask[..., None].astype(np.float32)
-    out = frame.astype(np.float32) * (1 - m) + face.astype(np.float32) * m
-    res = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    res[mask <= 0] = frame[mask <= 0]
-    return res
+    m = np.clip(mask, 0, 1)[..., None].astype(np.float32)
+    base = frame.astype(np.float32)
+    out = np.nan_to_num(face.astype(np.float32) - base) * m  # 0 where the mask is 0: frame + 0.5 floors to frame
+    out += base + 0.5
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def poisson_blend(frame: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:

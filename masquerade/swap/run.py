@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
 from masquerade.media import VideoWriter, list_sources, probe, read_frames, read_image, write_image
-from masquerade.media.reader import IMAGE_EXTS, MediaInfo, ReadStats, is_image_path
+from masquerade.media.overlap import WriteBehind, prefetch
+from masquerade.media.reader import IMAGE_EXTS, ReadStats, is_image_path
 from masquerade.provenance.credentials import SOURCE_TYPE, Credentials, local_credentials, sign_file, supports
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
 from masquerade.provenance.verify import verify_frames
@@ -32,6 +34,7 @@ class VideoOptions:
 
     crf: int = 18  # H.264 quality, lower is better
     codec: str = "libx264"
+    preset: str = "veryfast"  # x264's speed preset: medium costs 2.6x the time at 720p for a ~20% smaller file
     start: str | None = None  # seconds (12.5), min:s (1:02.5) or frame (300f)
     end: str | None = None
     preview: int = 0  # >0: write this many before|after stills and stop
@@ -127,19 +130,6 @@ def _sign(tmp: Path, out: Path, swapper: Swapper, creds: Credentials | None, rep
     report.credentials = f"C2PA manifest signed ({SOURCE_TYPE.rsplit('/', 1)[-1]}, model {swapper.model.model_id})"
 
 
-def choose_side(swapper: Swapper, info: MediaInfo, samples: int = 8) -> None:
-    """Decide --to auto from a few frames spread over the input, before any output is written."""
-    if swapper.to is not None:
-        return
-    every = max(1, info.frames // samples) if info.frames else 1
-    faces = []
-    for fr in read_frames(info.path, every=every):
-        faces.extend(swapper.analyzer(fr.image))
-        if len(faces) >= samples:
-            break
-    swapper.choose_side(faces)
-
-
 def indexed_faces(swapper: Swapper, inp: Path) -> dict[int, list]:
     """Faces of INPUT already in one of the model's face sets (same file), by frame index."""
     found: dict[int, list] = {}
@@ -178,8 +168,7 @@ def swap_video(
     f1 = info.frames if f1 is None else min(f1, info.frames)
     if f1 <= f0:
         raise InputError(inp, f"empty range: --start frame {f0} is not before --end frame {f1}")
-    choose_side(swapper, info)
-    report = SwapReport(str(out), rendered=swapper.to or "", chosen_by=swapper.chosen_by, warnings=[])
+    report = SwapReport(str(out), warnings=[])
     if v.preview:
         return _previews(swapper, inp, out, f0, f1, v.preview, report)
     meta = video_metadata(swapper.model.model_id)
@@ -187,7 +176,15 @@ def swap_video(
     size = (info.width, info.height)
     window = (f0 / info.fps, f1 / info.fps)
     writer = VideoWriter(
-        out, info.rate or info.fps, size, crf, codec, audio_from=inp, audio_window=window, metadata=meta
+        out,
+        info.rate or info.fps,
+        size,
+        crf,
+        codec,
+        audio_from=inp,
+        audio_window=window,
+        metadata=meta,
+        preset=v.preset,
     )
     sbs = None
     if side_by_side is not None:
@@ -200,48 +197,55 @@ def swap_video(
             audio_from=inp,
             audio_window=window,
             metadata=meta,
+            preset=v.preset,
         )
-    known = indexed_faces(swapper, inp)
-    report.reused_frames = 0
+    # Frames already in one of the model's face sets need no detection; a tracker needs none either.
+    known = indexed_faces(swapper, inp) if swapper.tracker is None else {}
     swapped_at: list[int] = []  # output frames with a swapped face
     stats = ReadStats()
+
+    def encode(pair: tuple[np.ndarray, np.ndarray]) -> None:
+        before, after = pair
+        writer.write(after)
+        if sbs is not None:
+            sbs.write(np.hstack([before, after]))
+
+    encoder = WriteBehind(encode)  # x264 works while the next frames are swapped
     try:
         chunk: list[np.ndarray] = []
         chunk_idx: list[int] = []
 
         def flush() -> None:
-            faces = [known[i] if i in known else swapper.analyzer(f) for i, f in zip(chunk_idx, chunk, strict=True)]
+            faces = [known[i] if i in known else swapper.find_faces(f) for i, f in zip(chunk_idx, chunk, strict=True)]
             report.reused_frames += sum(i in known for i in chunk_idx)
             swapped = swapper.swap_frames(chunk, faces)
             chunk_idx.clear()
             for k, (before, after) in enumerate(zip(chunk, swapped, strict=True)):
                 if not np.array_equal(before, after):
                     swapped_at.append(report.frames + k)
-                after = draw_tag(after) if label else after
-                writer.write(after)
-                if sbs is not None:
-                    sbs.write(np.hstack([before, after]))
+                encoder.put((before, draw_tag(after) if label else after))
             report.frames += len(chunk)
             if progress:
                 progress(report.frames, f1 - f0, {})
             chunk.clear()
 
-        for fr in read_frames(inp, stats=stats):
-            if fr.index < f0:
-                continue
-            if fr.index >= f1:
-                break
+        # Frames before --start are decoded (H.264 needs them) but never converted to RGB.
+        for fr in prefetch(read_frames(inp, stats=stats, wanted=lambda i: f0 <= i < f1, stop=f1)):
             chunk.append(fr.image)
             chunk_idx.append(fr.index)
             if len(chunk) == CHUNK:
                 flush()
         if chunk:
             flush()
+        encoder.close()
     except BaseException:
+        with contextlib.suppress(BaseException):
+            encoder.close()
         writer.abort()
         if sbs is not None:
             sbs.abort()
         raise
+    report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
     report.frames_swapped = len(swapped_at)
 
     def finish(tmp: Path) -> None:
@@ -268,8 +272,9 @@ def _previews(swapper: Swapper, inp: Path, out: Path, f0: int, f1: int, n: int, 
     """Write n before|after stills spread over the range, beside OUTPUT, and stop."""
     picks = set(np.linspace(f0, f1 - 1, n).round().astype(int).tolist())
     report.previews = []
-    for fr in read_frames(inp):
+    for fr in read_frames(inp, wanted=lambda i: i in picks, stop=f1):
         if fr.index in picks:
+            swapper.reset()  # stills far apart: nothing to follow from one to the next
             after = swapper.swap_frame(fr.image)
             path = out.with_name(f"{out.stem}_preview_{len(report.previews) + 1:02d}.png")
             write_image(path, np.hstack([fr.image, after]), label=synthetic_label(swapper.model.model_id))
@@ -314,6 +319,7 @@ def swap_images(
     text = synthetic_label(swapper.model.model_id)
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
         img = read_image(src)
+        swapper.reset()  # each image on its own
         after = swapper.swap_frame(img)
         report.frames += 1
         changed = not np.array_equal(img, after)

@@ -10,8 +10,10 @@ FLOPs per sample and the achieved fraction of the machine's peak (MFU).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from masquerade import __version__
@@ -31,6 +34,7 @@ from masquerade.faceset.store import FaceSet
 from masquerade.media import write_image
 from masquerade.models import io
 from masquerade.models.registry import model_entry
+from masquerade.train import distributed
 from masquerade.train.augment import AugmentConfig
 from masquerade.train.data import SideData, fixed_batch, load_side, sample_batch
 from masquerade.train.losses import face_loss
@@ -101,6 +105,8 @@ class TrainResult:
     loss_b: float
     interrupted: bool = False
     stopped_by: str = ""
+    world_size: int = 1  # processes that trained together (torchrun)
+    ranks_agree: bool = True  # every process ended with the very same weights
 
 
 def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b: SideData) -> io.ModelConfig:
@@ -172,22 +178,27 @@ def train_step(
     batches: dict[str, Batch],
     cfg: TrainConfig,
     scaler: torch.amp.GradScaler | None = None,
+    dist: distributed.Dist | None = None,
 ) -> tuple[float, float]:
     """One update of both sides: loss A + loss B, backward, Adam (mixed precision on CUDA).
 
-    Returns the two losses; when the loss is not finite the weights are left untouched (the caller stops).
+    `model` is the network, or what `distributed.wrap` made of it (several processes average gradients).
+    Returns the two losses; when the loss is not finite (on any process) the weights are left untouched.
     """
-    dev = batches["a"][0].device.type
-    amp = dev == "cuda"
+    dist = dist or distributed.Dist()
+    both = model if isinstance(model, distributed.BothSides | nn.parallel.DistributedDataParallel) else None
+    both = both or distributed.BothSides(model)
+    device = batches["a"][0].device
+    amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-    losses = []
-    with torch.autocast(dev, dtype=amp_dtype, enabled=amp):
-        for side in ("a", "b"):
-            x, y, w, m = batches[side]
-            pred = model(x, side).float()
-            losses.append(face_loss(pred, y, w, cfg.ssim_weight, m if cfg.mask else None))
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        preds = both(batches["a"][0], batches["b"][0])
+        losses = [
+            face_loss(pred.float(), y, w, cfg.ssim_weight, m if cfg.mask else None)
+            for pred, (_, y, w, m) in zip(preds, (batches["a"], batches["b"]), strict=True)
+        ]
     loss = losses[0] + losses[1]
-    if not torch.isfinite(loss):
+    if distributed.any_rank(dist, not bool(torch.isfinite(loss)), device):
         return float("nan"), float("nan")
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -288,24 +299,41 @@ def train(
         raise InputError(model_dir, "is a face set folder; give the model its own folder")
     for path in [*faceset_a, *faceset_b]:  # refuse a bad face set before the model folder is made
         FaceSet.open(path).close()
-    make_folder(model_dir)
-    with FolderLock(model_dir, "train"):
-        return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress)
+    dist = distributed.from_env()  # torchrun's processes: rank 0 alone writes (and locks) the folder
+    device = pick_device(distributed.device_name(dist, cfg.device))
+    distributed.start(dist, device)
+    try:
+        if dist.main:
+            make_folder(model_dir)
+        with FolderLock(model_dir, "train") if dist.main else contextlib.nullcontext():
+            return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress, dist, device)
+    finally:
+        distributed.stop(dist)
 
 
-def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progress: Progress | None) -> TrainResult:
+def _train_locked(
+    faceset_a,
+    faceset_b,
+    model_dir: Path,
+    cfg: TrainConfig,
+    progress: Progress | None,
+    dist: distributed.Dist,
+    device: torch.device,
+) -> TrainResult:
+    if not dist.main:  # the others start from the folder rank 0 has made ready (config and first checkpoint)
+        distributed.barrier(dist)
     resume = (model_dir / io.CONFIG_FILE).is_file()
     if resume:
-        io.recover(model_dir)  # complete or discard a save a kill interrupted; drop its temporary files
+        if dist.main:
+            io.recover(model_dir)  # complete or discard a save a kill interrupted; drop its temporary files
         config = io.load_config(model_dir)
         for k in io.ARCH_KEYS:  # the architecture is the stored one; runtime options come from this call
             setattr(cfg, k, getattr(config, k))
         cfg.holdout_every = config.holdout_every
     cfg = cfg.with_model_defaults()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    if cfg.threads or dist.enabled:  # processes on one machine share its cores
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.local_world))
+    torch.manual_seed(cfg.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
 
     work = 2 * cfg.size
     data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
@@ -315,7 +343,7 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
     layout = memory_format(model, device)
     model = model.to(device, memory_format=layout)
     opt = make_optimizer(model, cfg.lr, device)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * dist.rank)  # each rank samples its own faces
     state = {"iteration": 0, "samples": 0, "seconds": 0.0, "loss_history": []}
     has_weights = resume and (
         (model_dir / io.MODEL_FILE).is_file() or (model_dir / (io.MODEL_FILE + ".next")).is_file()
@@ -324,7 +352,7 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
         it_w = io.load_weights(model_dir, model)
         if (model_dir / io.OPTIM_FILE).is_file():
             it_o, rng = io.load_optimizer(model_dir, opt)
-            if rng is not None:
+            if rng is not None and dist.main:
                 gen.set_state(rng)
             if it_o != it_w:
                 print(f"warning: optimizer state is from iteration {it_o}, weights from {it_w}; moments reset")
@@ -333,28 +361,40 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
         state["iteration"] = it_w
     elif not resume:
         config.save(model_dir)
-    _trim_log(model_dir / "log.jsonl", state["iteration"])
+    if not dist.main:  # a resumed rank > 0 draws faces of its own from here on
+        gen.manual_seed(cfg.seed + 1000 * dist.rank + state["iteration"])
+    if dist.main:
+        _trim_log(model_dir / "log.jsonl", state["iteration"])
 
     cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if cuda and not torch.cuda.is_bf16_supported() else None
-    step_model = torch.compile(model) if cfg.compile else model
     prev_a = fixed_batch(data["a"], 4, cfg.size, cfg.padding)[0].to(device)
     prev_b = fixed_batch(data["b"], 4, cfg.size, cfg.padding)[0].to(device)
     held = {s: h for s, p in (("a", faceset_a), ("b", faceset_b)) if (h := _holdout(p, cfg, device)) is not None}
-    (model_dir / "previews").mkdir(exist_ok=True)
+    if dist.main:
+        (model_dir / "previews").mkdir(exist_ok=True)
     fps = flops_per_sample(model, cfg.size, device)
-    peak = peak_flops(device)
+    peak = peak_flops(device) * dist.world  # MFU of all processes together
+    global_batch = cfg.batch_size * dist.world
 
     def save() -> None:
-        io.save_checkpoint(model_dir, model, opt, state, gen.get_state())
+        if dist.main:
+            io.save_checkpoint(model_dir, model, opt, state, gen.get_state())
 
     def preview() -> None:
+        if not dist.main:
+            return
         grid = preview_grid(model, prev_a, prev_b)
         write_image(model_dir / "previews" / f"{state['iteration']:07d}.png", grid)
         write_image(model_dir / "previews" / "latest.png", grid)
 
     if not has_weights:  # the first checkpoint at once: a kill before the first save still resumes
         save()
+    if dist.main:
+        distributed.barrier(dist)  # the folder is ready for the other ranks
+    # Wrapped after the FLOP count (a backward outside DDP's forward would upset its gradient hooks) and after
+    # the barrier (DDP's constructor is a collective every rank must reach in the same order)
+    step_model = distributed.wrap(dist, torch.compile(model) if cfg.compile else model, device)
 
     start_it = state["iteration"]
     seconds_before = float(state.get("seconds", 0.0))  # training time of earlier runs of this model
@@ -364,13 +404,13 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
     ema_a = ema_b = None
     window: list[tuple[float, float]] = []
     stopped_by, interrupted = "", False
-    log = open(model_dir / "log.jsonl", "a")  # noqa: SIM115 - closed in finally
+    log = open(model_dir / "log.jsonl", "a") if dist.main else open(os.devnull, "w")  # noqa: SIM115 - closed below
     try:
         while True:
             if state["iteration"] >= target:
                 stopped_by = "iterations"
                 break
-            if time.monotonic() >= deadline:
+            if distributed.any_rank(dist, time.monotonic() >= deadline, device):  # all ranks stop together
                 stopped_by = "minutes"
                 break
             progress_frac = max(
@@ -381,7 +421,7 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
             for g in opt.param_groups:
                 g["lr"] = lr
             batches = sample_batches(data, cfg, gen, device, layout)
-            la, lb = train_step(step_model, opt, batches, cfg, scaler)
+            la, lb = train_step(step_model, opt, batches, cfg, scaler, dist)
             if not (math.isfinite(la) and math.isfinite(lb)):
                 raise TrainingDiverged(
                     f"loss became {la + lb} at iteration {state['iteration'] + 1}; stopped. The last good "
@@ -392,10 +432,10 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
             ema_b = lb if ema_b is None else 0.95 * ema_b + 0.05 * lb
             window.append((la, lb))
             state["iteration"] += 1
-            state["samples"] += 2 * cfg.batch_size
+            state["samples"] += 2 * global_batch
             it = state["iteration"]
             elapsed = time.monotonic() - t0
-            sps = 2 * cfg.batch_size * (it - start_it) / elapsed
+            sps = 2 * global_batch * (it - start_it) / elapsed
             info = {
                 "loss_a": ema_a,
                 "loss_b": ema_b,
@@ -419,7 +459,9 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
                     "samples_per_s": round(sps, 1),
                     "mfu": round(info["mfu"], 4),
                 }
-                if is_preview:
+                if dist.enabled:
+                    rec.update(processes=dist.world, global_batch=global_batch)
+                if is_preview and dist.main:
                     rec.update(holdout_loss(model, held, cfg))
                     info.update({k: v for k, v in rec.items() if k.startswith("holdout")})
                     preview()
@@ -429,7 +471,7 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
             if it % cfg.save_every == 0:
                 state["seconds"] = seconds_before + elapsed
                 save()
-            if progress:
+            if progress and dist.main:
                 progress(it, None if target == math.inf else int(target), info)
     except KeyboardInterrupt:
         interrupted = True
@@ -437,6 +479,7 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
     finally:
         log.close()
     state["seconds"] = seconds_before + time.monotonic() - t0
+    agree = interrupted or distributed.same_weights(dist, model)  # no collective after a Ctrl-C
     if state["iteration"] > start_it:
         save()
         preview()
@@ -449,4 +492,6 @@ def _train_locked(faceset_a, faceset_b, model_dir: Path, cfg: TrainConfig, progr
         loss_b=ema_b or float("nan"),
         interrupted=interrupted,
         stopped_by=stopped_by,
+        world_size=dist.world,
+        ranks_agree=agree,
     )
