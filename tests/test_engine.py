@@ -238,3 +238,9 @@ def test_a_virtual_camera_without_its_driver_says_how_to_get_one(model_dir, d18)
     if r.returncode == 0:
         pytest.skip("this machine has a virtual camera")
     assert r.returncode == 2 and "v4l2loopback" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_live_ends_cleanly_when_its_source_ends(model_dir, d18, tmp_path):
+    r = run_cli("live", "-m", model_dir, "--input", d18, "--output", tmp_path / "all.mp4", "--to", "b")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("the source ended") and (tmp_path / "all.mp4").is_file()

@@ -173,32 +173,15 @@ def swap_video(
         return _previews(swapper, inp, out, f0, f1, v.preview, report)
     meta = video_metadata(swapper.model.model_id)
     credentials = _credentials_for([out, *([side_by_side] if side_by_side else [])], credentials)
-    size = (info.width, info.height)
     window = (f0 / info.fps, f1 / info.fps)
-    writer = VideoWriter(
-        out,
-        info.rate or info.fps,
-        size,
-        crf,
-        codec,
-        audio_from=inp,
-        audio_window=window,
-        metadata=meta,
-        preset=v.preset,
-    )
-    sbs = None
-    if side_by_side is not None:
-        sbs = VideoWriter(
-            side_by_side,
-            info.rate or info.fps,
-            (2 * info.width, info.height),
-            crf,
-            codec,
-            audio_from=inp,
-            audio_window=window,
-            metadata=meta,
-            preset=v.preset,
-        )
+
+    def open_writer(path: Path, width: int) -> VideoWriter:
+        rate = info.rate or info.fps
+        opts = dict(audio_from=inp, audio_window=window, metadata=meta, preset=v.preset)
+        return VideoWriter(path, rate, (width, info.height), crf, codec, **opts)
+
+    writer = open_writer(out, info.width)
+    sbs = open_writer(side_by_side, 2 * info.width) if side_by_side is not None else None
     # Frames already in one of the model's face sets need no detection; a tracker needs none either.
     known = indexed_faces(swapper, inp) if swapper.tracker is None else {}
     swapped_at: list[int] = []  # output frames with a swapped face
