@@ -44,10 +44,16 @@ class LiveSource:
         vs = self.container.streams.video[0]
         vs.thread_type = "AUTO"
         self.fps = float(vs.average_rate or vs.guessed_rate or 30)
-        self.width, self.height = vs.codec_context.width, vs.codec_context.height
-        self.captured = 0  # frames read from the source
+        self._iter = self._frames()
+        try:  # the first frame, read here: its size (after any rotation) is what the sink is opened with
+            first = self._rgb(next(self._iter))
+        except (StopIteration, av.error.FFmpegError, OSError):
+            self.container.close()
+            raise InputError(spec, "gave no frame") from None
+        self.height, self.width = first.shape[:2]
+        self.captured = 1  # frames read from the source
         self.ended: str | None = None
-        self._latest: LiveFrame | None = None
+        self._latest: LiveFrame | None = LiveFrame(first, time.monotonic(), 0)
         self._taken = -1
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -61,16 +67,20 @@ class LiveSource:
                 return
             self.container.seek(0)
 
+    @staticmethod
+    def _rgb(fr) -> np.ndarray:
+        return _rotate(fr.to_ndarray(format="rgb24"), _frame_rotation(fr))
+
     def _run(self) -> None:
-        start = time.monotonic()
+        start = time.monotonic() - 1 / self.fps  # the first frame was read in __init__
         try:
-            for fr in self._frames():
+            for fr in self._iter:
                 if self._stop.is_set():
                     return
                 if not self.realtime:  # a file: play it at its own rate, as a camera would deliver it
                     due = start + self.captured / self.fps
                     time.sleep(max(0.0, due - time.monotonic()))
-                img = _rotate(fr.to_ndarray(format="rgb24"), _frame_rotation(fr))
+                img = self._rgb(fr)
                 with self._cond:
                     self._latest = LiveFrame(img, time.monotonic(), self.captured)
                     self.captured += 1

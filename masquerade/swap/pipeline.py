@@ -12,6 +12,7 @@ finder sees, as in earlier releases.
 from __future__ import annotations
 
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -140,7 +141,10 @@ class Swapper:
             self.opts.detector, self.opts.min_face, embeddings=need_emb and bool(self.identity)
         )
         workers = self.opts.workers or (os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="masquerade-composite") if workers > 1 else None
+        self._pool = None  # frames composited side by side: only with tracking (see swap_frames)
+        if workers > 1 and self.opts.track:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="masquerade-composite")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         self.clock = StageClock()  # ms per stage: detect, identity, track, model, composite, mark
         self.tracker = FaceTracker(self.analyzer, self.opts.redetect, clock=self.clock) if self.opts.track else None
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
