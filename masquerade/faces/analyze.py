@@ -52,9 +52,8 @@ class FaceAnalyzer:
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))  # largest first
         return [Face(bbox=d.box, score=d.score, landmarks=landmarks68(rgb, d.box)) for d in dets]
 
-    def describe(self, rgb: np.ndarray, face: Face, embedding: np.ndarray | None = None) -> Face:
-        """Add the steps asked for (crop, quality, embedding) to a face found in `rgb`; returns it.
-        `embedding`: this face's, already known (a tracked face), so not computed again."""
+    def describe(self, rgb: np.ndarray, face: Face) -> Face:
+        """Add the steps asked for (crop, quality, embedding) to a face found in `rgb`; returns it."""
         if self.crop_size or self.quality:
             size = self.crop_size or 256
             face.matrix = estimate_matrix(face.landmarks, size, self.padding)
@@ -64,7 +63,7 @@ class FaceAnalyzer:
             face.blur = blur_score(face.crop)
             face.pose = head_pose(face.landmarks, rgb.shape[:2])
         if self.embeddings:
-            face.embedding = embedding if embedding is not None else embed(rgb, face.landmarks)
+            face.embedding = embed(rgb, face.landmarks)
         return face
 
 

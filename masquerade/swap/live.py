@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from masquerade.core.types import Progress
 from masquerade.media.live import FileSink, LiveSource, open_sink
 from masquerade.media.overlap import WriteBehind
-from masquerade.provenance.credentials import local_credentials, sign_file, supports
 from masquerade.provenance.label import video_metadata
 from masquerade.swap.pipeline import Swapper
+from masquerade.swap.run import SwapReport, credentials_for, sign_output
 
 
 @dataclass
@@ -102,16 +101,11 @@ def run_live(
     finally:
         src.close()
         if isinstance(sink, FileSink):
-            if finished:  # a recording is published only whole, and signed
-                sink.close(check=lambda tmp: _sign(tmp, sink.path, swapper.model.model_id))
+            if finished:  # a recording is published only whole, and signed as a swap output is
+                creds, rep = credentials_for([sink.path], None), SwapReport(str(sink.path), warnings=[])
+                sink.close(check=lambda tmp: sign_output(tmp, sink.path, swapper, creds, rep))
             else:
                 sink.abort()
         elif sink is not None:
             sink.close()
     return report
-
-
-def _sign(tmp: Path, out: Path, model_id: str) -> None:
-    """A live recording gets the same C2PA content credentials as a swap output, where its format holds them."""
-    if supports(out):
-        sign_file(tmp, model_id, local_credentials(), title=out.name)

@@ -110,7 +110,7 @@ def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], r
     report.mark_check = f"{res.frames_marked} of {res.frames_checked} swapped frames read back as marked"
 
 
-def _credentials_for(outputs: list[Path], given: Credentials | None) -> Credentials | None:
+def credentials_for(outputs: list[Path], given: Credentials | None) -> Credentials | None:
     """The signing credentials of one swap call, loaded once: the given ones, else the local key (made on first
     use) when any output can carry a manifest."""
     if given is not None or not any(supports(o) for o in outputs):
@@ -118,9 +118,9 @@ def _credentials_for(outputs: list[Path], given: Credentials | None) -> Credenti
     return local_credentials()
 
 
-def _sign(tmp: Path, out: Path, swapper: Swapper, creds: Credentials | None, report: SwapReport) -> None:
+def sign_output(tmp: Path, out: Path, swapper: Swapper, creds: Credentials | None, report: SwapReport) -> None:
     """Add the signed C2PA manifest to a finished output (its temporary file), as the very last write.
-    `creds` comes from `_credentials_for`, so it is set whenever `out` can carry a manifest."""
+    `creds` comes from `credentials_for`, so it is set whenever `out` can carry a manifest."""
     if not supports(out):
         report.warnings.append(
             f"{out.suffix or out.name} files cannot carry C2PA content credentials: use .mp4 or .mov"
@@ -172,7 +172,7 @@ def swap_video(
     if v.preview:
         return _previews(swapper, inp, out, f0, f1, v.preview, report)
     meta = video_metadata(swapper.model.model_id)
-    credentials = _credentials_for([out, *([side_by_side] if side_by_side else [])], credentials)
+    credentials = credentials_for([out, *([side_by_side] if side_by_side else [])], credentials)
     window = (f0 / info.fps, f1 / info.fps)
 
     def open_writer(path: Path, width: int) -> VideoWriter:
@@ -233,7 +233,7 @@ def swap_video(
 
     def finish(tmp: Path) -> None:
         _read_back(swapper, tmp, out, swapped_at, report, f"lower --crf (now {crf})")
-        _sign(tmp, out, swapper, credentials, report)
+        sign_output(tmp, out, swapper, credentials, report)
 
     try:
         writer.close(check=finish)
@@ -242,7 +242,7 @@ def swap_video(
             sbs.abort()
         raise
     if sbs is not None:
-        sbs.close(check=lambda tmp: _sign(tmp, side_by_side, swapper, credentials, SwapReport(str(side_by_side))))
+        sbs.close(check=lambda tmp: sign_output(tmp, side_by_side, swapper, credentials, SwapReport(str(side_by_side))))
     report.warnings.extend(stats.notes)
     if report.frames < f1 - f0:
         report.warnings.append(f"{inp}: the video ended after {report.frames} of {f1 - f0} frames (truncated?)")
@@ -265,6 +265,7 @@ def _previews(swapper: Swapper, inp: Path, out: Path, f0: int, f1: int, n: int, 
             report.frames += 1
         if fr.index >= f1:
             break
+    report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
     return report
 
 
@@ -297,7 +298,7 @@ def swap_images(
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise InputError(out, "an image is written as .png or .jpg")
         targets = [out]
-    credentials = _credentials_for(targets, credentials)
+    credentials = credentials_for(targets, credentials)
     report = SwapReport(str(out), warnings=[])
     text = synthetic_label(swapper.model.model_id)
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
@@ -311,7 +312,7 @@ def swap_images(
 
         def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at) -> None:
             _read_back(swapper, tmp, dst, swapped_at, report, "try a PNG output")
-            _sign(tmp, dst, swapper, credentials, report)
+            sign_output(tmp, dst, swapper, credentials, report)
 
         write_image(dst, draw_tag(after) if label else after, label=text, check=check)
         if progress:
