@@ -241,6 +241,7 @@ def run_train(args) -> int:
         return 0
     why = {
         "interrupt": "interrupted (saved)",
+        "stop": "stopped (saved)",
         "iterations": "reached --iterations",
         "minutes": "reached --minutes",
     }
@@ -634,6 +635,41 @@ def run_evaluate(args) -> int:
     return 0
 
 
+# -- ui --------------------------------------------------------------------------------------------------
+def add_ui(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=_positive, default=7860, help="port on 127.0.0.1 (7860)")
+    p.add_argument(
+        "--workdir",
+        default="masquerade-ui",
+        metavar="DIR",
+        help="the folder the UI keeps its uploads, face sets, model and outputs in; start it on the same folder "
+        "to carry on (masquerade-ui)",
+    )
+    p.add_argument("--max-upload", type=_positive, default=2048, metavar="MB", help="largest upload, in MB (2048)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also publish a temporary public gradio.live link (off: the UI is reachable from this machine only)",
+    )
+    p.add_argument("--sign-cert", metavar="PEM", help="as swap's --sign-cert")
+    p.add_argument("--sign-key", metavar="PEM", help="as swap's --sign-key")
+
+
+def run_ui(args) -> int:
+    from masquerade.provenance.credentials import load_credentials
+
+    if (args.sign_cert is None) != (args.sign_key is None):
+        raise InputError("--sign-cert", "give both --sign-cert and --sign-key, or neither")
+    try:
+        from masquerade.ui.app import launch
+    except ImportError as exc:  # gradio is a dependency; a broken install should still say what to do
+        raise InputError("gradio", f"cannot be imported ({exc}); pip install 'gradio>=6,<7'") from exc
+    creds = load_credentials(args.sign_cert, args.sign_key) if args.sign_cert else None
+    print(f"masquerade ui on http://127.0.0.1:{args.port}/ (workspace: {args.workdir}); Ctrl-C stops it")
+    launch(args.workdir, args.port, args.share, args.max_upload, creds)
+    return 0
+
+
 # name: (one-line help, description, add the options, run)
 COMMANDS: dict[str, tuple[str, str, Callable, Callable]] = {
     "extract": (
@@ -700,6 +736,14 @@ COMMANDS: dict[str, tuple[str, str, Callable, Callable]] = {
         "previews and the `verify` result. About 10 minutes on 2 CPU cores.",
         add_demo,
         run_demo,
+    ),
+    "ui": (
+        "the whole job in a browser: faces, training with a live preview, swap, verify, webcam",
+        "Start a web app on http://127.0.0.1:PORT/ with one tab per stage: upload two people's videos and "
+        "extract their faces, train while watching the preview and loss, swap a video or image (marked and "
+        "signed exactly as `swap` does), verify any file, and swap a webcam live.",
+        add_ui,
+        run_ui,
     ),
 }
 

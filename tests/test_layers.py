@@ -19,6 +19,7 @@ RANKS = {
     "swap": 5,
     "evaluate": 6,
     "demo": 7,
+    "ui": 7,
     "cli": 8,
     "__main__": 9,
 }

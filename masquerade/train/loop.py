@@ -16,6 +16,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -288,8 +289,10 @@ def train(
     model_dir: str | Path,
     cfg: TrainConfig | None = None,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train (or resume) the model in `model_dir` on the faces of A and B until a limit or Ctrl-C."""
+    """Train (or resume) the model in `model_dir` on the faces of A and B until a limit, Ctrl-C, or `stop()`
+    returns true (checked before every step: how a UI's stop button ends a run, saved, as Ctrl-C does)."""
     cfg = replace(cfg) if cfg else TrainConfig()  # a copy: the stored architecture and defaults fill it in
     cfg.check()
     model_dir = Path(model_dir)
@@ -306,7 +309,7 @@ def train(
         if dist.main:
             make_folder(model_dir)
         with FolderLock(model_dir, "train") if dist.main else contextlib.nullcontext():
-            return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress, dist, device)
+            return _train_locked(faceset_a, faceset_b, model_dir, cfg, progress, dist, device, stop)
     finally:
         distributed.stop(dist)
 
@@ -319,6 +322,7 @@ def _train_locked(
     progress: Progress | None,
     dist: distributed.Dist,
     device: torch.device,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     if not dist.main:  # the others start from the folder rank 0 has made ready (config and first checkpoint)
         distributed.barrier(dist)
@@ -412,6 +416,9 @@ def _train_locked(
                 break
             if distributed.any_rank(dist, time.monotonic() >= deadline, device):  # all ranks stop together
                 stopped_by = "minutes"
+                break
+            if stop is not None and distributed.any_rank(dist, stop(), device):
+                stopped_by = "stop"
                 break
             progress_frac = max(
                 (time.monotonic() - t0) / (deadline - t0) if deadline != math.inf else 0.0,

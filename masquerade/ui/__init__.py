@@ -1,0 +1,1 @@
+"""`masquerade ui`: the Gradio app (app.py) over plain, Gradio-free functions (session.py)."""
