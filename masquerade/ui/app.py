@@ -186,7 +186,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                 try:
                     if not _paths(upload):
                         raise InputError("input", "no video or image given")
-                    rep = S.swap_media(ws, _paths(upload)[0], opts, end_, preview_only, update, credentials)
+                    rep, kept = S.swap_media(ws, _paths(upload)[0], opts, end_, preview_only, update, credentials)
                 except MasqueradeError as exc:
                     return S.error_line(exc), None, None, None, None
                 lines = [f"rendered identity {rep.rendered} ({rep.chosen_by})", *(rep.warnings or [])]
@@ -198,11 +198,10 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                 if rep.credentials:
                     lines.append(f"content credentials: {rep.credentials}")
                 image = Path(rep.output).suffix.lower() in S.IMAGE_EXTS
-                kept = str(ws.root / "media" / "swap" / Path(_paths(upload)[0]).name)
                 return (
                     "\n".join(lines),
                     rep.output if image else gr.skip(),  # a video keeps its one-frame preview
-                    None if image else kept,
+                    None if image else str(kept),
                     None if image else rep.output,
                     rep.output,
                 )

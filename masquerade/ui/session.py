@@ -23,6 +23,7 @@ from masquerade.faceset.store import FaceSet
 from masquerade.media.reader import IMAGE_EXTS
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import VideoOptions, swap_file
+from masquerade.train.loop import TrainConfig, TrainResult, train
 
 SIDES = ("a", "b")
 
@@ -119,13 +120,11 @@ class TrainRun:
     iterations: int = 2500
     stop_event: threading.Event = field(default_factory=threading.Event)
     info: dict = field(default_factory=dict)  # the latest progress figures
-    result: object | None = None
+    result: TrainResult | None = None
     error: str | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from masquerade.train.loop import TrainConfig, train
-
         for side in SIDES:
             if not (self.ws.faceset(side) / "faceset.db").is_file():
                 raise InputError(f"identity {side.upper()}", "has no faces yet: extract them on the Faces tab first")
@@ -230,7 +229,7 @@ def swap_media(
 ):
     """Swap an uploaded video or image with the workspace's model, as `masquerade swap` does; with `preview`,
     one before|after still of a video (or the swapped image) and nothing else; `end` swaps a video only up to
-    that time. Returns swap's report."""
+    that time. Returns swap's report and the kept copy of the input (for the side-by-side players)."""
     if not (ws.model / "config.json").is_file():
         raise InputError("model", "no trained model yet: train one on the Train tab first")
     inp = ws.keep(upload, "swap")
@@ -239,7 +238,8 @@ def swap_media(
     kind = "preview" if preview else "swapped"
     out = ws.outputs / f"{inp.stem}.{kind}{inp.suffix if image else '.mp4'}"
     video = VideoOptions(end=end or None, preview=1 if preview and not image else 0)
-    return swap_file(Swapper(ws.model, options), inp, out, video, progress=progress, credentials=credentials)
+    rep = swap_file(Swapper(ws.model, options), inp, out, video, progress=progress, credentials=credentials)
+    return rep, inp
 
 
 # -- verify ----------------------------------------------------------------------------------------------
