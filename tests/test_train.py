@@ -270,3 +270,27 @@ def test_a_lite_d_model_trains_and_swaps_at_128_px(tmp_path, facesets, d18):
 def test_train_refuses_a_face_set_folder_as_its_output(facesets):
     with pytest.raises(InputError, match="face set folder"):
         train([facesets[0]], [facesets[1]], facesets[0], TrainConfig(iterations=1))
+
+
+def test_expressions_one_side_never_shows_are_named_before_training():
+    import numpy as np
+
+    from masquerade.train.data import SideData, expression_bins, uncovered
+
+    def side(openings):
+        bins = expression_bins(np.asarray(openings, float), np.zeros(len(openings)))
+        return SideData(torch.zeros(0), torch.zeros(0), 0.3, np.zeros(128), bins)
+
+    smiles = side([0.2] * 70 + [0.0] * 30)  # A smiles in 70% of its faces
+    never = side([0.0] * 50 + [0.1] * 2)  # B never opens its mouth
+    assert uncovered(smiles, never) == [("mouth open, frontal", 0.7)]
+    assert uncovered(never, smiles) == []  # B's 2 parted mouths of 52: under the 5% worth a warning
+    assert uncovered(never, smiles, at_least=0.01) == [("mouth parted, frontal", 2 / 52)]
+    assert uncovered(smiles, side([0.2, 0.0])) == []
+
+
+def test_training_faces_carry_their_expression_bins(facesets):
+    from masquerade.train.data import load_side
+
+    side = load_side([facesets[1]], 128)
+    assert side.bins is not None and side.bins.shape == (len(side),)

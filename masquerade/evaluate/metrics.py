@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from masquerade.core.tensor_color import rgb_to_lab
+from masquerade.faces.align import interocular
 from masquerade.faces.identity import distance
 from masquerade.faces.mask import feather, hull_mask
 
@@ -33,10 +34,6 @@ def identity_scores(
     d_t, d_o = distance(emb, target), distance(emb, original)
     nearest = min(identities, key=lambda k: distance(emb, identities[k])) if identities else target_name
     return {"dist_target": d_t, "dist_original": d_o, "win": float(d_t < d_o), "top1": float(nearest == target_name)}
-
-
-def interocular(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[45] - landmarks[36]))
 
 
 def landmark_error(pred: np.ndarray, ref: np.ndarray) -> float:

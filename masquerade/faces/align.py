@@ -103,3 +103,13 @@ def mirror_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
     out = np.asarray(landmarks, np.float32)[MIRROR_68].copy()
     out[:, 0] = width - 1 - out[:, 0]
     return out
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the outer eye corners (points 36 and 45): the face's own unit of length."""
+    return float(np.linalg.norm(landmarks[45] - landmarks[36]))
+
+
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Inner-lip opening (points 62-66) over the inter-ocular distance: about 0 for a closed mouth."""
+    return float(np.linalg.norm(landmarks[66] - landmarks[62])) / max(interocular(landmarks), 1e-6)

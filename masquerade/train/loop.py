@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +38,7 @@ from masquerade.models import io
 from masquerade.models.registry import model_entry
 from masquerade.train import distributed
 from masquerade.train.augment import AugmentConfig
-from masquerade.train.data import SideData, fixed_batch, load_side, sample_batch
+from masquerade.train.data import SideData, fixed_batch, load_side, sample_batch, uncovered
 from masquerade.train.losses import face_loss
 
 LOG_EVERY = 10
@@ -341,6 +342,17 @@ def _train_locked(
 
     work = 2 * cfg.size
     data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
+    if dist.main:
+        for src, dst in (("a", "b"), ("b", "a")):
+            gaps = uncovered(data[src], data[dst])
+            if gaps:
+                shown = "; ".join(f"{name} ({share:.0%})" for name, share in gaps[:3])
+                print(
+                    f"warning: {sum(s for _, s in gaps):.0%} of {src.upper()}'s faces show what {dst.upper()}'s "
+                    f"faces never do: {shown}. {dst.upper()}'s decoder cannot learn to render it; add footage of "
+                    f"{dst.upper()} doing it",
+                    file=sys.stderr,
+                )
     if not resume:
         config = new_config(cfg, faceset_a, faceset_b, data["a"], data["b"])
     model = io.build_model(config)
