@@ -34,11 +34,12 @@ class Recording(Swapper):
         self.ssim: list[float] = []
         self.crops: np.ndarray | None = None
 
-    def _mark(self, frame, box, region):
-        out = super()._mark(frame, box, region)
-        self.psnr.append(psnr(out, frame, peak=255))
+    def _mark(self, roi, frame, box, lms, region, at):
+        out = super()._mark(roi, frame, box, lms, region, at)  # on the face's region (`box` in its pixels)
+        spread = 10 * np.log10(frame.shape[0] * frame.shape[1] / (roi.shape[0] * roi.shape[1]))
+        self.psnr.append(psnr(out, roi, peak=255) + spread)  # over the whole frame, as the mark's cap counts it
         x0, y0, x1, y1 = np.round(box).astype(int).clip(0)
-        a, b = frame[y0:y1, x0:x1], out[y0:y1, x0:x1]
+        a, b = roi[y0:y1, x0:x1], out[y0:y1, x0:x1]
         t = [torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1)[None].float() / 255 for v in (a, b)]
         self.ssim.append(float(ssim_map(*t).mean()))
         if self.crops is None:
