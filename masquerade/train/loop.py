@@ -109,6 +109,7 @@ class TrainResult:
     stopped_by: str = ""
     world_size: int = 1  # processes that trained together (torchrun)
     ranks_agree: bool = True  # every process ended with the very same weights
+    warnings: list[str] = field(default_factory=list)  # said before training (also on stderr)
 
 
 def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b: SideData) -> io.ModelConfig:
@@ -342,17 +343,16 @@ def _train_locked(
 
     work = 2 * cfg.size
     data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
-    if dist.main:
-        for src, dst in (("a", "b"), ("b", "a")):
-            gaps = uncovered(data[src], data[dst])
-            if gaps:
-                shown = "; ".join(f"{name} ({share:.0%})" for name, share in gaps[:3])
-                print(
-                    f"warning: {sum(s for _, s in gaps):.0%} of {src.upper()}'s faces show what {dst.upper()}'s "
-                    f"faces never do: {shown}. {dst.upper()}'s decoder cannot learn to render it; add footage of "
-                    f"{dst.upper()} doing it",
-                    file=sys.stderr,
-                )
+    warnings = []
+    for src, dst in (("a", "b"), ("b", "a")):
+        if gaps := uncovered(data[src], data[dst]):
+            shown = "; ".join(f"{name} ({share:.0%})" for name, share in gaps[:3])
+            warnings.append(
+                f"{sum(s for _, s in gaps):.0%} of {src.upper()}'s faces show what {dst.upper()}'s faces never do: "
+                f"{shown}. {dst.upper()}'s decoder cannot learn to render it; add footage of {dst.upper()} doing it"
+            )
+    for w in warnings if dist.main else []:
+        print(f"warning: {w}", file=sys.stderr)
     if not resume:
         config = new_config(cfg, faceset_a, faceset_b, data["a"], data["b"])
     model = io.build_model(config)
@@ -464,6 +464,7 @@ def _train_locked(
                 "mfu": fps * sps / peak,
                 "elapsed": elapsed,
                 "deadline": deadline,
+                "warnings": warnings,
             }
             is_preview = it % cfg.preview_every == 0
             if it % LOG_EVERY == 0 or it == target or is_preview:
@@ -513,4 +514,5 @@ def _train_locked(
         stopped_by=stopped_by,
         world_size=dist.world,
         ranks_agree=agree,
+        warnings=warnings,
     )

@@ -137,6 +137,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                     f"stopped ({res.stopped_by}) at iteration {res.iteration}: loss A {res.loss_a:.4f}, "
                     f"loss B {res.loss_b:.4f}, {res.samples_per_s:.0f} samples/s; the model is saved",
                     *S.quality_lines(ws.model),
+                    *(f"warning: {w}" for w in res.warnings),
                 ]
                 yield "\n".join(lines), S.latest_preview(ws.model), _losses(ws)
 

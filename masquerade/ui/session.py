@@ -199,7 +199,8 @@ def train_lines(run: TrainRun) -> list[str]:
     total = f"/{info['total']}" if info.get("total") else ""
     return [
         f"iteration {info['iteration']}{total}: loss A {info.get('loss_a', float('nan')):.4f}, "
-        f"loss B {info.get('loss_b', float('nan')):.4f}, {info.get('samples_per_s', 0):.0f} samples/s"
+        f"loss B {info.get('loss_b', float('nan')):.4f}, {info.get('samples_per_s', 0):.0f} samples/s",
+        *(f"warning: {w}" for w in info.get("warnings", [])),
     ]
 
 
