@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from masquerade import __version__
-from masquerade.core.errors import InputError, MasqueradeError
+from masquerade.core.errors import InputError, MasqueradeError, error_line
 from masquerade.core.types import Progress
 
 POLICY = (
@@ -516,7 +516,7 @@ def run_verify(args) -> int:
             res = verify_file(f, max_frames=args.max_frames, analyzer=fa, all_frames=args.all_frames)
         except MasqueradeError as exc:
             print(
-                json.dumps({"path": f, "error": str(exc)}) if args.json else f"masquerade: error: {exc}",
+                json.dumps({"path": f, "error": str(exc)}) if args.json else error_line(exc),
                 file=sys.stdout if args.json else sys.stderr,
             )
             code = 2
@@ -773,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(argv).parse_args(argv)
         return int(args.run(args) or 0)
     except MasqueradeError as exc:
-        print(f"masquerade: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("masquerade: interrupted; work done so far is kept", file=sys.stderr)

@@ -16,3 +16,8 @@ class InputError(MasqueradeError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def error_line(exc: MasqueradeError) -> str:
+    """The one line a user sees for an error, in the CLI and in the UI alike."""
+    return f"masquerade: error: {exc}"

@@ -8,14 +8,13 @@ curve refresh while it runs.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from masquerade.core.errors import InputError, MasqueradeError
+from masquerade.core.errors import InputError, MasqueradeError, error_line
 from masquerade.models import list_models
 from masquerade.swap.blend import MODES as BLENDS
 from masquerade.swap.color import MODES as COLORS
@@ -82,7 +81,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                     try:
                         summary = S.extract_side(ws, side, _paths(files), int(nth), update)
                     except MasqueradeError as exc:
-                        return S.error_line(exc), S.face_gallery(ws.faceset(side))
+                        return error_line(exc), S.face_gallery(ws.faceset(side))
                     lines = S.faceset_lines(ws.faceset(side), summary)
                     return "\n".join(lines), S.face_gallery(ws.faceset(side))
 
@@ -124,7 +123,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                 try:
                     run.start()
                 except MasqueradeError as exc:
-                    yield S.error_line(exc), S.latest_preview(ws.model), _losses(ws)
+                    yield error_line(exc), S.latest_preview(ws.model), _losses(ws)
                     return
                 run_holder["run"] = run
                 while run.wait(POLL_S):
@@ -189,7 +188,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                         raise InputError("input", "no video or image given")
                     rep, kept = S.swap_media(ws, _paths(upload)[0], opts, end_, preview_only, update, credentials)
                 except MasqueradeError as exc:
-                    return S.error_line(exc), None, None, None, None
+                    return error_line(exc), None, None, None, None
                 lines = [f"rendered identity {rep.rendered} ({rep.chosen_by})", *(rep.warnings or [])]
                 if rep.previews:
                     return "\n".join(lines), rep.previews[0], gr.skip(), gr.skip(), gr.skip()
@@ -230,7 +229,7 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                         raise InputError("file", "no file given")
                     return "\n".join(S.verify_lines(_paths(upload)[0])[1])
                 except MasqueradeError as exc:
-                    return S.error_line(exc)
+                    return error_line(exc)
 
             check.click(do_verify, verify_in, verdict, concurrency_id="verify")
 
@@ -244,16 +243,14 @@ def build_app(ws: S.Workspace, credentials=None) -> gr.Blocks:
                 cam = gr.Image(sources=["webcam"], streaming=True, label="webcam", elem_id="live_cam")
                 cam_out = gr.Image(label="swapped (marked)", elem_id="live_out")
             latency = gr.Textbox(label="latency", elem_id="live_latency")
-            lock = threading.Lock()
 
             def do_live(frame):
                 if frame is None:
                     return None, ""
                 try:
-                    with lock:
-                        out, ms = live(frame)
+                    out, ms = live(frame)  # LiveSwapper serialises frames itself
                 except MasqueradeError as exc:
-                    return None, S.error_line(exc)
+                    return None, error_line(exc)
                 return out, f"{ms:.0f} ms per frame (swap, mark)"
 
             cam.stream(do_live, cam, [cam_out, latency], stream_every=0.1, concurrency_limit=1)

@@ -7,6 +7,7 @@ very code that marks the CLI's. Nothing here imports Gradio: the functions are t
 
 from __future__ import annotations
 
+import filecmp
 import json
 import shutil
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masquerade.core.errors import InputError, MasqueradeError
+from masquerade.core.errors import InputError, MasqueradeError, error_line
 from masquerade.core.types import Progress
 from masquerade.faceset.extract import ExtractOptions, ExtractSummary, extract
 from masquerade.faceset.store import FaceSet
@@ -26,11 +27,6 @@ from masquerade.swap.run import VideoOptions, swap_file
 from masquerade.train.loop import TrainConfig, TrainResult, train
 
 SIDES = ("a", "b")
-
-
-def error_line(exc: MasqueradeError) -> str:
-    """The one line the CLI prints for the same error."""
-    return f"masquerade: error: {exc}"
 
 
 @dataclass(frozen=True)
@@ -62,17 +58,13 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         dst = folder / src.name
         n = 1
-        while dst.exists() and not _same_file(src, dst):
+        while dst.exists() and not filecmp.cmp(src, dst, shallow=False):  # compared in chunks, not read whole
             dst = folder / f"{src.stem}-{n}{src.suffix}"
             n += 1
         if not dst.exists():
             shutil.copyfile(src, dst.with_name(dst.name + ".part"))
             dst.with_name(dst.name + ".part").replace(dst)
         return dst
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 # -- faces -----------------------------------------------------------------------------------------------
