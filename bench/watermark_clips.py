@@ -34,8 +34,8 @@ class Recording(Swapper):
         self.ssim: list[float] = []
         self.crops: np.ndarray | None = None
 
-    def _mark(self, roi, frame, box, lms, region, at):
-        out = super()._mark(roi, frame, box, lms, region, at)  # on the face's region (`box` in its pixels)
+    def _mark(self, roi, frame, box, lms, region, at, still=False):
+        out = super()._mark(roi, frame, box, lms, region, at, still)  # on the face's region (`box` in its pixels)
         spread = 10 * np.log10(frame.shape[0] * frame.shape[1] / (roi.shape[0] * roi.shape[1]))
         self.psnr.append(psnr(out, roi, peak=255) + spread)  # over the whole frame, as the mark's cap counts it
         x0, y0, x1, y1 = np.round(box).astype(int).clip(0)
@@ -59,7 +59,7 @@ def clip_row(model, path, frames: int, work, fa) -> dict:
         for f in out:
             vw.write(f)
     back = [f.image for f in read_frames(dst)]
-    per = [max((wm.read_face(back[k], f.landmarks).z_signature for f in fa(back[k])), default=0.0) for k in swapped]
+    per = [max((wm.read_mark(back[k], f.landmarks).z_signature for f in fa(back[k])), default=0.0) for k in swapped]
     res = verify_frames(dst, (back[k] for k in swapped), fa)
     return {
         "frames": len(src),
@@ -81,7 +81,7 @@ def write_crops(crops: np.ndarray, path) -> str:
 def still_row(model, path, work, fa) -> dict:
     sw = Swapper(model, SwapOptions(to="b", swap_all=True))
     img = read_image(path)
-    out = sw.swap_frame(img)
+    out = sw.swap_frame(img, still=True)
     if np.array_equal(img, out):
         return {"swapped": 0}
     row = {"swapped": 1}

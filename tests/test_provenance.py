@@ -28,19 +28,49 @@ def test_embed_then_read_round_trip(d19, fa):
     psnr = 10 * np.log10(255**2 / np.mean((marked.astype(float) - frame) ** 2))
     assert psnr >= 40
     seen = fa(marked)[0]
-    r = wm.read_face(marked, seen.landmarks)
+    r = wm.read_mark(marked, seen.landmarks)
     assert r.marked and r.z_signature > 8
     sig, code = wm.bits_to_payload(r.z_bits)
     assert sig == wm.SIGNATURE  # the model id has a quarter of the energy: one frame reads most of its bits
     assert bin(code ^ 0xBEEF).count("1") <= 3
-    assert not wm.read_face(frame, face.landmarks).marked
+    assert not wm.read_mark(frame, face.landmarks).marked
+
+
+def _delta_rms(marked: np.ndarray, frame: np.ndarray) -> float:
+    d = marked.astype(np.float32) - frame
+    return float(np.sqrt(np.mean(d[np.abs(d).sum(-1) > 0] ** 2)))
+
+
+def test_a_large_face_is_marked_in_the_finer_tier_and_more_faintly(d19, fa):
+    frame = next(read_frames(d19)).image
+    big = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    small_face, big_face = fa(frame)[0].landmarks, fa(big)[0].landmarks
+    assert wm.tier_for(small_face) == wm.TIERS[0] and wm.tier_for(big_face) == wm.TIERS[-1]
+    small_marked = wm.embed(frame, small_face, "beef0123")
+    big_marked = wm.embed(big, big_face, "beef0123")
+    seen = fa(big_marked)[0].landmarks
+    r = wm.read_mark(big_marked, seen)
+    assert r.marked and r.z_signature > 8
+    assert not wm.read_face(big_marked, wm.mark_landmarks(big_marked, seen), wm.TIERS[0]).marked  # not the coarse one
+    # the finer mark reaches its (higher) z with well under the coarse mark's strength
+    assert _delta_rms(big_marked, big) < 0.8 * _delta_rms(small_marked, frame)
+
+
+def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_from(d19, fa):
+    frame = next(read_frames(d19)).image
+    lms = fa(frame)[0].landmarks
+    centre = lms.mean(0)
+    other = (lms - centre) * 1.03 + centre + np.float32([3, -2])  # another box: 3% larger, 3 px off
+    assert np.abs(other - lms).mean() > 2.5
+    a, b = wm.mark_landmarks(frame, lms), wm.mark_landmarks(frame, other)
+    assert np.abs(a - b).mean() < 1.0
 
 
 def test_unmarked_faces_of_every_clip_score_low(fa):
     zs = []
     for clip in sorted(CLIPS.glob("*.mp4")):
         for fr in read_frames(clip, every=60):
-            zs += [wm.read_face(fr.image, f.landmarks).z_signature for f in fa(fr.image)]
+            zs += [wm.read_mark(fr.image, f.landmarks).z_signature for f in fa(fr.image)]
     assert len(zs) > 40 and max(zs) < wm.THRESHOLD
 
 

@@ -70,6 +70,6 @@ def test_the_webcam_engine_swaps_and_marks_a_frame_and_reports_its_latency(tmp_p
     assert out.shape == frame.shape and ms > 0
     assert np.abs(out.astype(int) - frame).mean() > 1  # the face was replaced
     faces = verify_analyzer()(out)
-    assert faces and wm.read_face(out, faces[0].landmarks).marked
+    assert faces and wm.read_mark(out, faces[0].landmarks).marked
     with pytest.raises(InputError, match="no trained model"):
         S.LiveSwapper(S.Workspace(tmp_path / "none"), time.perf_counter)(frame)

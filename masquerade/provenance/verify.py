@@ -28,7 +28,8 @@ FILE_FALSE_ALARM = 1e-6
 # The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.0
-READS_PER_FACE = 2  # each face is read as it is and mirrored (a flipped video keeps its mark)
+READS_PER_FACE = 2 * len(wm.TIERS)  # each face is read in every tier, as it is and mirrored (a flipped video
+# keeps its mark; a rescaled one may have moved to the other tier's size)
 LOOKS_PER_FRAME = wm.FINDER["max_faces"] * READS_PER_FACE  # chances per frame for an unmarked file to score
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
@@ -107,9 +108,10 @@ def strict_threshold(frames: int, faces_per_frame: int = LOOKS_PER_FRAME) -> flo
 
 
 def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray) -> wm.FaceMark:
-    """The face's mark as it is or mirrored, whichever reads stronger (both count as looks: LOOKS_PER_FRAME)."""
-    direct = wm.read_face(image, landmarks)
-    flipped = wm.read_face(mirrored, mirror_landmarks(landmarks, image.shape[1]))
+    """The face's mark in every tier, as it is or mirrored, whichever reads strongest (each read counts as a
+    look: LOOKS_PER_FRAME)."""
+    direct = wm.read_mark(image, landmarks)
+    flipped = wm.read_mark(mirrored, mirror_landmarks(landmarks, image.shape[1]))
     return max(direct, flipped, key=lambda r: r.z_signature)
 
 

@@ -5,9 +5,17 @@ with the same landmarks and mean face used to embed. Alignment then undoes cropp
 small rotations of the frame for free; no synchronisation template or search is needed.
 
 Embedding: the 32-bit payload (16-bit tool signature + 16-bit model id) selects signs of 32 pseudo-random
-patterns (key-seeded +-1 cells of 4 px in a 128 px aligned crop, bicubic-smoothed so they survive JPEG and
-H.264). Their sum, scaled to `AMPLITUDE` grey levels and weighted by the face mask, is added to the face's
-luminance (equally to R, G and B, so chroma is untouched).
+patterns (key-seeded +-1 cells of 4 px in an aligned crop, bicubic-smoothed so they survive JPEG and H.264).
+Their sum, scaled to `AMPLITUDE` grey levels and weighted by the face mask, is added to the face's luminance
+(equally to R, G and B, so chroma is untouched).
+
+Tiers: a face whose pattern cells would be at least 9 frame pixels wide in the 128 px crop (32 cells a side)
+is marked in a 192 px crop (48 cells) instead. That mark has 2.25x as many cells, so it reads about 1.5x the
+z at the same strength, and its grain is finer: on the large faces of stills and HD video it is fainter
+(measured: 1.3-3.2 grey levels rms instead of 3.3-4.4 on d18, d6 and a still) and less coarse. Cells stay at
+least MIN_CELL_PX frame pixels wide, as H.264 at CRF 28 takes most of a finer mark on a smooth face. The
+reader tries every tier (a face rescaled after marking may look like the other tier's size); each try counts
+as a look in `verify`'s false-alarm rule. Both sides align the crop to `mark_landmarks`.
 
 Detection: re-align the face, band-pass its luminance, divide it by its local texture (the mark's energy and
 the face's own content both follow texture: weighting by 1/texture is the matched filter, and on a face with
@@ -28,6 +36,7 @@ import numpy as np
 
 from masquerade.faces.align import estimate_matrix, transform_points
 from masquerade.faces.mask import face_mask
+from masquerade.faces.track import refine_landmarks
 
 KEY = 0x6D617371  # seeds the patterns; changing it makes every earlier mark unreadable
 SIGNATURE = 0x4D51  # "MQ": the tool signature, the first 16 payload bits
@@ -35,11 +44,11 @@ SIGNATURE_TOLERANCE = 2  # bit errors allowed when reading the signature back (d
 N_BITS = 32
 N_SIG = 16
 N_DECOYS = 48
-SIZE = 128  # side of the aligned crop the patterns live in
+SIZE = 128  # side of the coarse tier's aligned crop (every tier's crop covers the same square of the frame)
 PADDING = 0.1  # the inner face: where a swap changes pixels
-CELLS = 32  # pattern cells per side (4 px at SIZE); with BAND, survives 50% downscaling, H.264, JPEG 50
+CELL = 4  # crop pixels per pattern cell; with BAND, survives 50% downscaling, H.264, JPEG 50
 TARGET_Z = 10.0  # embed just strongly enough that the clean face reads this z (attacks keep ~2/3 of it)
-AIM = 1.15  # embed for this much more than TARGET_Z before the 8-bit check (rounding costs some; the
+AIM = 1.15  # embed for this much more than the target before the 8-bit check (rounding costs some; the
 # same energy on average as the earlier rule of 1.25x after a failed check, in fewer checks)
 AMPLITUDE = (0.5, 4.0)  # scale of the mark in grey levels (rms before texture weighting): floor and ceiling
 PEAK = 2.5  # the unit-rms pattern is clipped here, so no pixel stands out...
@@ -52,41 +61,86 @@ FINDER = {"detector": "hog", "min_face": 40, "threshold": -0.8, "max_faces": 3}
 SIGNATURE_SHARE = 0.75  # of the mark's energy: detection reads the signature; model-id bits add up over a clip
 THRESHOLD = 4.5  # signature z-score for "this face carries the mark"
 MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this
-BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, px at SIZE) the detector looks in
+BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, crop px) the detector looks in
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One resolution of the mark: an aligned crop of `size` px with `size // CELL` pattern cells a side."""
+
+    size: int
+    target: float  # the z to embed for: a fine mark loses more to H.264 on smooth skin (measured on s29)
+
+    @property
+    def cells(self) -> int:
+        return self.size // CELL
+
+
+# A finer mark is fainter for the same z, but H.264 takes more of it, the more the smoother the face: its
+# target is higher. A 256 px tier (cells of 4 px on d18) was fainter still but lost two thirds of its z to a
+# CRF 28 re-encode on d18 and s29 (measured clean and re-encoded, with a 20-minute and the tests' model).
+TIERS = (Tier(SIZE, TARGET_Z), Tier(3 * SIZE // 2, 1.3 * TARGET_Z))
+REFINE_STEPS = 2  # see `mark_landmarks`
+MIN_CELL_PX = 6.0  # the finest tier whose cells are at least this many frame pixels wide is used...
+STILL_MIN_CELL_PX = 2.5  # ...or this many in a picture, which JPEG and WebP at quality 50 leave them (s3, s10)
+
+
+def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
+    """The tier a face of this size is marked in: the finest whose cells are >= `min_cell_px` frame pixels."""
+    m = estimate_matrix(landmarks, SIZE, PADDING)
+    frame_px = CELL / math.sqrt(abs(float(np.linalg.det(m[:, :2]))) + 1e-12)  # a coarse cell, in frame px
+    fits = [t for t in TIERS if frame_px * SIZE / t.size >= min_cell_px]
+    return fits[-1] if fits else TIERS[0]
+
+
+def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks a mark is aligned to: found again twice from the box the given ones imply.
+
+    dlib's landmarks depend on the box they start from, and swap (tracking) and verify (detecting) start from
+    different boxes: up to 3 px apart on a 480p face, which halves a fine mark's z. Refined twice, both
+    reach the same landmarks within about half a pixel (measured on d18), wherever they started."""
+    return refine_landmarks(rgb, landmarks, steps=REFINE_STEPS)
 
 
 @cache
-def canonical_mask() -> np.ndarray:
-    """The face mask of the mean face in the aligned crop: where marks live, for any face."""
+def canonical_mask(tier: Tier = TIERS[0]) -> np.ndarray:
+    """The face mask of the mean face in the tier's aligned crop: where marks live, for any face."""
     from masquerade.faces.align import crop_frame_matrix
     from masquerade.faces.mean_face import MEAN_FACE_68
 
-    return face_mask((SIZE, SIZE), transform_points(crop_frame_matrix(SIZE, PADDING), MEAN_FACE_68), blur=6)
+    points = transform_points(crop_frame_matrix(tier.size, PADDING), MEAN_FACE_68)
+    return face_mask((tier.size, tier.size), points, blur=_mask_blur(tier))
+
+
+def _mask_blur(tier: Tier) -> int:
+    return 6 * tier.size // SIZE
 
 
 @cache
-def patterns() -> np.ndarray:
-    """(N_BITS + N_DECOYS, SIZE, SIZE) float32 smooth pseudo-random patterns, fixed by KEY.
+def patterns(tier: Tier = TIERS[0]) -> np.ndarray:
+    """(N_BITS + N_DECOYS, size, size) float32 smooth pseudo-random patterns of a tier, fixed by KEY.
 
     They are made orthogonal over the mean face's mask after band-pass filtering (QR), so an embedded
     pattern does not leak into the decoys' correlations and inflate the null spread ("self-noise").
+    The coarse tier keeps the patterns of earlier versions, so their marks still read.
     """
-    rng = np.random.default_rng(KEY)
-    cells = rng.choice(np.array([-1.0, 1.0], np.float32), size=(N_BITS + N_DECOYS, CELLS, CELLS))
-    raw = np.stack([cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC) for c in cells])
-    w = canonical_mask().reshape(-1)
-    filt = np.stack([_bandpass(p) for p in raw]).reshape(len(raw), -1) * w
+    rng = np.random.default_rng(KEY if tier == TIERS[0] else [KEY, tier.size])
+    cells = rng.choice(np.array([-1.0, 1.0], np.float32), size=(N_BITS + N_DECOYS, tier.cells, tier.cells))
+    raw = np.stack([cv2.resize(c, (tier.size, tier.size), interpolation=cv2.INTER_CUBIC) for c in cells])
+    mask = canonical_mask(tier)
+    filt = np.stack([_bandpass(p) for p in raw]).reshape(len(raw), -1) * mask.reshape(-1)
     # Express the orthonormalised (filtered, masked) rows as combinations of the raw patterns.
     _, r = np.linalg.qr(filt.T.astype(np.float64))
     mix = np.linalg.inv(r).T  # rows of mix @ filt are orthonormal
     out = (mix @ raw.reshape(len(raw), -1).astype(np.float64)).reshape(raw.shape)
-    out /= np.sqrt((out**2 * canonical_mask()).sum((1, 2), keepdims=True) / canonical_mask().sum())
+    out /= np.sqrt((out**2 * mask).sum((1, 2), keepdims=True) / mask.sum())
     return out.astype(np.float32)
 
 
 @cache
-def _filtered_patterns() -> np.ndarray:
-    return np.stack([_bandpass(p) for p in patterns()])
+def _filtered_patterns(tier: Tier) -> np.ndarray:
+    """The tier's patterns band-passed as the reader sees them, flattened: (N_BITS + N_DECOYS, size * size)."""
+    return np.stack([_bandpass(p) for p in patterns(tier)]).reshape(N_BITS + N_DECOYS, -1)
 
 
 def _bandpass(img: np.ndarray) -> np.ndarray:
@@ -119,9 +173,9 @@ def signature_ok(signature: int) -> bool:
     return bin((signature ^ SIGNATURE) & 0xFFFF).count("1") <= SIGNATURE_TOLERANCE
 
 
-def _crop_geometry(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    m = estimate_matrix(landmarks, SIZE, PADDING)
-    mask = face_mask((SIZE, SIZE), transform_points(m, landmarks), blur=6)
+def _crop_geometry(landmarks: np.ndarray, tier: Tier) -> tuple[np.ndarray, np.ndarray]:
+    m = estimate_matrix(landmarks, tier.size, PADDING)
+    mask = face_mask((tier.size, tier.size), transform_points(m, landmarks), blur=_mask_blur(tier))
     return m, mask
 
 
@@ -131,9 +185,11 @@ def embed(
     model_id: str,
     region: np.ndarray | None = None,
     pixels: int | None = None,
-    target: float = TARGET_Z,
+    slack: float = 1.0,
+    still: bool = False,
 ) -> np.ndarray:
     """Add the mark for one face (68 landmarks, frame pixels) to an RGB uint8 frame; returns a new frame.
+    It is aligned to `mark_landmarks`, in the tier `tier_for` chooses; `read_mark` finds it.
 
     Invisible: its energy follows the face's own texture (eyes, brows, mouth, hairline mask it; smooth
     cheeks get little), with peaks clipped, and its strength is just what this face needs to read TARGET_Z.
@@ -141,26 +197,31 @@ def embed(
     so it cannot flip payload bits (otherwise the same bias repeats in every frame and never averages out).
     `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask. `frame` may be
     the part of a larger frame around the face (`pixels`: the whole frame's pixel count, for the PSNR cap);
-    it must hold the face's 128 px crop, as the mark is then exactly what it is on the whole frame. `target`:
-    the z to embed for, read at these landmarks (more when the reader will align the face less exactly).
+    it must hold the face's crop, as the mark is then exactly what it is on the whole frame. `slack`: embed for
+    this many times the tier's target z at these landmarks (more when the reader will align the face less
+    exactly). `still`: the frame is a picture, not a frame of a video (finer cells are allowed).
     """
-    geometry = m, mask = _crop_geometry(landmarks)  # once per face: every read below shares it
+    landmarks = mark_landmarks(frame, landmarks)
+    tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX)
+    target = tier.target * slack
+    geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    crop = cv2.warpAffine(gray, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    crop = cv2.warpAffine(gray, m, (tier.size, tier.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     weight = texture_weight(crop, mask) * mask
     h, w = frame.shape[:2]
     inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def render(coeffs: np.ndarray, scale: float) -> np.ndarray:
         """The mark for these pattern coefficients, its peaks clipped at PEAK x scale, in frame pixels."""
-        mark = np.clip(np.tensordot(coeffs, patterns()[:N_BITS], axes=1), -PEAK * scale, PEAK * scale) * weight
+        mark = np.tensordot(coeffs, patterns(tier)[:N_BITS], axes=1)
+        mark = np.clip(mark, -PEAK * scale, PEAK * scale) * weight
         delta = cv2.warpAffine(mark.astype(np.float32), m, (w, h), **inv)
         return delta * region if region is not None else delta
 
     base = payload_bits(model_id) * _bit_gains()
     lo, hi = AMPLITUDE
-    r0 = read_face(frame, landmarks, geometry)
-    r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, geometry)
+    r0 = read_face(frame, landmarks, tier, geometry)
+    r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
     per_unit = (r1.z_bits - r0.z_bits) / (lo * base)  # z gained per unit of a bit's coefficient
     g = float(np.median(per_unit))
     if not np.isfinite(g) or g <= 0:
@@ -172,7 +233,7 @@ def embed(
     for _ in range(3):  # the output is rounded to 8 bits: check, correct
         coeffs = base * amp - r0.z_bits / g  # cancel the host's own reading of each pattern
         out = add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA), pixels=pixels)
-        z = read_face(out, landmarks, geometry).z_signature
+        z = read_face(out, landmarks, tier, geometry).z_signature
         if z >= target or amp >= hi:
             break
         amp = float(min(hi, amp * max(1.1, AIM * target / max(z, 1.0))))
@@ -225,23 +286,35 @@ class FaceMark:
 
 
 def read_face(
-    frame: np.ndarray, landmarks: np.ndarray, geometry: tuple[np.ndarray, np.ndarray] | None = None
+    frame: np.ndarray,
+    landmarks: np.ndarray,
+    tier: Tier | None = None,
+    geometry: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FaceMark:
-    """Correlate one face (68 landmarks in frame pixels) against the payload and decoy patterns.
+    """Correlate one face (68 landmarks in frame pixels) against one tier's payload and decoy patterns
+    (default: the tier `embed` would choose for these landmarks; `verify` tries every tier).
     `geometry`: the face's (matrix, mask) from `_crop_geometry`, when already known."""
-    m, mask = geometry if geometry is not None else _crop_geometry(landmarks)
+    tier = tier or tier_for(landmarks)
+    m, mask = geometry if geometry is not None else _crop_geometry(landmarks, tier)
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     crop = cv2.warpAffine(
-        gray.astype(np.float32), m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        gray.astype(np.float32), m, (tier.size, tier.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
     band = _bandpass(crop)
     resid = band * mask / texture_weight(crop, mask, band)  # whitened: textured parts weigh less
-    corr = _filtered_patterns().reshape(N_BITS + N_DECOYS, -1) @ resid.reshape(-1)
+    corr = _filtered_patterns(tier) @ resid.reshape(-1)
     sigma = float(np.sqrt(np.mean(corr[N_BITS:] ** 2))) + 1e-9
     z = corr[:N_BITS] / sigma
     sig_signs = payload_bits("0000")[:N_SIG]
     z_sig = float(np.dot(sig_signs, z[:N_SIG]) / math.sqrt(N_SIG))
     return FaceMark(z.astype(np.float32), z_sig)
+
+
+def read_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
+    """The face's mark as `embed` aligned it (`mark_landmarks`), read in every tier: the strongest read.
+    Each tier is a look for the false-alarm rate: `false_positive_rate() * len(TIERS)` per face."""
+    landmarks = mark_landmarks(frame, landmarks)
+    return max((read_face(frame, landmarks, tier) for tier in TIERS), key=lambda r: r.z_signature)
 
 
 def t_sf(t: float, dof: int) -> float:

@@ -26,10 +26,9 @@ from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import crop_face, estimate_matrix, invert, transform_points, uncrop
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.faces.detect import landmarks68
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather, not_skin
-from masquerade.faces.track import FaceTracker, box_from_landmarks, refine_landmarks
+from masquerade.faces.track import FaceTracker, box_from_landmarks
 from masquerade.models.export import OnnxRenderer, export_bytes
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
@@ -64,14 +63,6 @@ class SwapOptions:
 
 
 TRACKED_READ = 0.9  # share of a tracked mark's z that verify reads (its alignment differs by about a pixel)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _region(shape: tuple[int, ...], m: np.ndarray, s: int, lms: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -185,11 +176,15 @@ class Swapper:
         return d_src < SAME_PERSON_DISTANCE and d_src <= d_tgt
 
     # -- swapping -------------------------------------------------------------------------------------
-    def swap_frame(self, frame: np.ndarray) -> np.ndarray:
-        return self.swap_frames([frame])[0]
+    def swap_frame(self, frame: np.ndarray, still: bool = False) -> np.ndarray:
+        """Swap one RGB frame; `still`: a picture, not a frame of a video (its mark may be finer: see
+        `watermark.STILL_MIN_CELL_PX`)."""
+        return self.swap_frames([frame], still=still)[0]
 
-    def swap_frames(self, frames: list[np.ndarray], faces: list[list[Face]] | None = None) -> list[np.ndarray]:
-        """Swap a batch of consecutive RGB frames; the model runs once over all their faces."""
+    def swap_frames(
+        self, frames: list[np.ndarray], faces: list[list[Face]] | None = None, still: bool = False
+    ) -> list[np.ndarray]:
+        """Swap a batch of consecutive RGB frames (`still`: pictures); the model runs once over all their faces."""
         faces = faces if faces is not None else [self.find_faces(f) for f in frames]
         if self.to is None:
             found = [f for fs in faces for f in fs]
@@ -217,7 +212,7 @@ class Swapper:
 
         def finish(i: int) -> None:  # one frame's faces, one after another (their regions may overlap)
             for box, lms, m, crop, pred in by_frame[i]:
-                self._composite(out[i], box, lms, m, crop, pred)
+                self._composite(out[i], box, lms, m, crop, pred, still)
 
         # Frames are independent, and OpenCV, NumPy and dlib's shape predictor release the GIL, so a second
         # core helps; not without tracking, whose marks need dlib's HOG detector, which is not thread-safe.
@@ -251,7 +246,14 @@ class Swapper:
         return self.opts.blur if self.opts.blur >= 0 else max(1, int(round(0.04 * face_px)))
 
     def _composite(
-        self, frame: np.ndarray, box: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
+        self,
+        frame: np.ndarray,
+        box: np.ndarray,
+        lms: np.ndarray,
+        m: np.ndarray,
+        crop: np.ndarray,
+        pred: np.ndarray,
+        still: bool = False,
     ) -> None:
         """Put the rendered face back and mark it, in place, working only on the face's region of the frame."""
         x0, y0, x1, y1 = _region(frame.shape, m, self.size, lms, margin=2 * self._blur_px(lms) + 4)
@@ -262,7 +264,7 @@ class Swapper:
         with self.clock("composite"):
             swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred)
         with self.clock("mark"):
-            frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0))
+            frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0), still)
 
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
@@ -305,28 +307,13 @@ class Swapper:
         lms: np.ndarray,
         region: np.ndarray,
         at: tuple[int, int],
+        still: bool = False,
     ) -> np.ndarray:
         """Embed the watermark on a swapped face (`roi`, the region of `frame` at `at`; `box` and `lms` in its
-        pixels), limited to the blend mask, aligned as nearly as possible as `verify` will align it.
-
-        Tracking: the landmarks found again on the swapped pixels, from the box the swap's own landmarks imply;
-        verify, aligning from its detector's box, reads about 90% of that z (TRACKED_READ), so the mark is made
-        that much stronger to read as an exactly aligned one does (measured on d18, d6, s29). Without
-        tracking: the face verify's finder sees on the whole swapped frame (a second full detection)."""
+        pixels), limited to the blend mask, aligned as `verify` will align it (`watermark.mark_landmarks`:
+        the same landmarks whether found from swap's own or from verify's detection). Verify reads about
+        TRACKED_READ of the z, so the mark is made that much stronger."""
         pixels = frame.shape[0] * frame.shape[1]  # the mark's PSNR cap is over the whole frame
-        if self.tracker is not None:
-            marks = refine_landmarks(roi, lms)
-            return watermark.embed(
-                roi, marks, self.model.model_id, region=region, pixels=pixels, target=watermark.TARGET_Z / TRACKED_READ
-            )
-        x0, y0 = at
-        whole = frame.copy()
-        whole[y0 : y0 + roi.shape[0], x0 : x0 + roi.shape[1]] = roi
-        at_v = np.array([x0, y0, x0, y0], np.float32)
-        seen = self.mark_finder(whole)
-        best = max(seen, key=lambda f: _iou(f.bbox, box + at_v), default=None)
-        if best is not None and _iou(best.bbox, box + at_v) > 0.3:
-            marks = best.landmarks - at_v[:2]
-        else:  # verify will not find it as it is
-            marks = landmarks68(roi, box)
-        return watermark.embed(roi, marks, self.model.model_id, region=region, pixels=pixels)
+        return watermark.embed(
+            roi, lms, self.model.model_id, region=region, pixels=pixels, slack=1 / TRACKED_READ, still=still
+        )

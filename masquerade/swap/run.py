@@ -304,7 +304,7 @@ def swap_images(
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
         img = read_image(src)
         swapper.reset()  # each image on its own
-        after = swapper.swap_frame(img)
+        after = swapper.swap_frame(img, still=True)
         report.frames += 1
         changed = not np.array_equal(img, after)
         report.frames_swapped += int(changed)
