@@ -215,7 +215,7 @@ class Swapper:
                 self._composite(out[i], box, lms, m, crop, pred, still)
 
         # Frames are independent, and OpenCV, NumPy and dlib's shape predictor release the GIL, so a second
-        # core helps; not without tracking, whose marks need dlib's HOG detector, which is not thread-safe.
+        # core helps (the pool is made only with tracking, the engine swap_speed measured it with).
         if self._pool is None or self.tracker is None or len(by_frame) == 1:
             for i in by_frame:
                 finish(i)
