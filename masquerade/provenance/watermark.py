@@ -9,11 +9,12 @@ patterns (key-seeded +-1 cells of 4 px in an aligned crop, bicubic-smoothed so t
 Their sum, scaled to `AMPLITUDE` grey levels and weighted by the face mask, is added to the face's luminance
 (equally to R, G and B, so chroma is untouched).
 
-Tiers: a face whose pattern cells would be at least 9 frame pixels wide in the 128 px crop (32 cells a side)
+Tiers: a face whose pattern cells would be at least 12 frame pixels wide in the 128 px crop (32 cells a side)
 is marked in a 192 px crop (48 cells) instead. That mark has 2.25x as many cells, so it reads about 1.5x the
 z at the same strength, and its grain is finer: on the large faces of stills and HD video it is fainter
-(measured: 1.3-3.2 grey levels rms instead of 3.3-4.4 on d18, d6 and a still) and less coarse. Cells stay at
-least MIN_CELL_PX frame pixels wide, as H.264 at CRF 28 takes most of a finer mark on a smooth face. The
+(measured: 1.3-3.2 grey levels rms instead of 3.3-4.4 on d18, d6 and a still) and less coarse. In a video its
+cells stay at least MIN_CELL_PX frame pixels wide, as H.264 and downscaling take most of a finer mark; in a
+picture, STILL_MIN_CELL_PX. The
 reader tries every tier (a face rescaled after marking may look like the other tier's size); each try counts
 as a look in `verify`'s false-alarm rule. Both sides align the crop to `mark_landmarks`.
 
@@ -81,8 +82,12 @@ class Tier:
 # CRF 28 re-encode on d18 and s29 (measured clean and re-encoded, with a 20-minute and the tests' model).
 TIERS = (Tier(SIZE, TARGET_Z), Tier(3 * SIZE // 2, 1.3 * TARGET_Z))
 REFINE_STEPS = 2  # see `mark_landmarks`
-MIN_CELL_PX = 6.0  # the finest tier whose cells are at least this many frame pixels wide is used...
-STILL_MIN_CELL_PX = 2.5  # ...or this many in a picture, which JPEG and WebP at quality 50 leave them (s3, s10)
+# The finest tier whose cells are at least this many frame pixels wide is used: 8, so that after a 50% downscale
+# they are still as wide as the coarse tier's on d18 (4 px). At 6, d6 took the fine tier and was fainter and
+# better read clean, after JPEG 50 and WebP 50, but kept 77% of its frames after CRF 35 and after 50% + CRF 28
+# (92% and 96% in the coarse tier).
+MIN_CELL_PX = 8.0
+STILL_MIN_CELL_PX = 2.5  # in a picture, which JPEG and WebP at quality 50 leave cells of 2.5 px (s3, s10)
 
 
 def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
