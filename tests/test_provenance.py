@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from masquerade.faces import FaceAnalyzer
-from masquerade.media import VideoWriter, probe, read_frames, write_image
+from masquerade.media import VideoWriter, probe, read_frames, read_image, write_image
 from masquerade.provenance import watermark as wm
-from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_file
+from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_file, verify_frames
 
-from .conftest import CLIPS
+from .conftest import CLIPS, STILLS, need
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,17 @@ def test_a_large_face_is_marked_in_the_finer_tier_and_more_faintly(d19, fa):
     assert not wm.read_face(big_marked, wm.mark_landmarks(big_marked, seen), wm.TIERS[0]).marked  # not the coarse one
     # the finer mark reaches its (higher) z with well under the coarse mark's strength
     assert _delta_rms(big_marked, big) < 0.8 * _delta_rms(small_marked, frame)
+
+
+def test_a_swapped_picture_of_a_small_face_is_marked_finely_and_survives_jpeg_50(model_dir, fa):
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+
+    img = read_image(need(STILLS / "s0.jpg"))
+    out = Swapper(model_dir, SwapOptions(to="b", swap_all=True)).swap_frame(img, still=True)
+    assert wm.read_mark(out, fa(out)[0].landmarks).z_signature > 10  # the coarse tier read 6.6 on this face
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    back = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    assert ok and verify_frames("s0.jpg", [back], fa).marked
 
 
 def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_from(d19, fa):

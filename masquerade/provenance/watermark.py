@@ -87,7 +87,7 @@ REFINE_STEPS = 2  # see `mark_landmarks`
 # better read clean, after JPEG 50 and WebP 50, but kept 77% of its frames after CRF 35 and after 50% + CRF 28
 # (92% and 96% in the coarse tier).
 MIN_CELL_PX = 8.0
-STILL_MIN_CELL_PX = 2.5  # in a picture, which JPEG and WebP at quality 50 leave cells of 2.5 px (s3, s10)
+STILL_MIN_CELL_PX = 2.0  # in a picture: JPEG and WebP at quality 50 leave cells of 2 px (s0, s3, s10)
 
 
 def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
