@@ -505,6 +505,8 @@ def _train_locked(
     if state["iteration"] > start_it:
         save()
         preview()
+    if not interrupted:  # the ranks leave together: one tearing gloo down while rank 0 still saved was seen to
+        distributed.barrier(dist)  # abort it (SIGABRT, once in a full test run)
     total_s = state["seconds"]
     return TrainResult(
         iteration=state["iteration"],
