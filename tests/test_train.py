@@ -194,6 +194,20 @@ def test_log_carries_held_out_loss_flops_and_mfu(model_dir):
     assert 0 < last["mfu"] < 1 and last["samples_per_s"] > 0
 
 
+def test_a_peak_measured_in_a_busy_moment_does_not_stick_in_the_mfu(tmp_path, facesets, monkeypatch):
+    calls = []
+
+    def peak(device, repeats=8):  # the first measurement is starved (another process), the later ones are not
+        calls.append(repeats)
+        return 1.0 if len(calls) == 1 else 1e15
+
+    monkeypatch.setattr(loop, "peak_flops", peak)
+    out = tmp_path / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=4, batch_size=2, preview_every=2))
+    last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert len(calls) == 3 and 0 < last["mfu"] < 1
+
+
 def test_a_second_trainer_on_one_folder_stops_with_a_clear_message(tmp_path, facesets):
     from masquerade.core.lock import FolderBusy, FolderLock
 
