@@ -40,9 +40,10 @@ def still(original, swapped, frame: int, path) -> None:
     write_image(path, np.vstack([np.hstack(crops), np.hstack(zooms)]))
 
 
-def point(model, a, frames: int, work, tag: str, mask: str) -> dict:
+def point(model, a, frames: int, work, tag: str, mask: str, detail: float) -> dict:
     swapped = work / "swapped.mp4"
-    swap_video(Swapper(model, SwapOptions(to="b", mask=mask)), a, swapped, VideoOptions(end=f"{frames}f"))
+    opts = SwapOptions(to="b", mask=mask, detail=detail)
+    swap_video(Swapper(model, opts), a, swapped, VideoOptions(end=f"{frames}f"))
     ev = evaluate_swap(swapped, a, model, max_frames=frames)
     still(a, swapped, frames // 2, work / f"still_{tag}.png")
     s = ev["summary"]
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
+    ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
     ap.add_argument("--rate", type=float, help="iterations per second of this model alone: budgets in iterations")
     args = ap.parse_args()
     own = TrainConfig(model=args.model, batch_size=args.batch_size, lr=args.lr).with_model_defaults()
@@ -124,7 +126,7 @@ def main() -> None:
                 "train_seconds": round(res.seconds, 1),
                 "loss_a": res.loss_a,
                 "loss_b": res.loss_b,
-                **point(model, a, args.frames, work, f"{m:g}", args.mask),
+                **point(model, a, args.frames, work, f"{m:g}", args.mask, args.detail),
             }
             row["wall_seconds"] = round(time.monotonic() - t, 1)  # this step: training plus evaluation
             curve.append(row)

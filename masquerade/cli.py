@@ -302,6 +302,15 @@ def add_engine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")
     p.add_argument(
+        "--detail",
+        type=float,
+        default=d.detail,
+        metavar="S",
+        help="restore the input's own finest detail (grain, pores, fine edges: the band finer than the model's "
+        "pixels) wherever the rendered face agrees with the input, so a low-resolution face does not look smeared "
+        f"in a sharp frame; strength 0 to 2, 0: off ({d.detail:g})",
+    )
+    p.add_argument(
         "--smooth",
         type=float,
         default=d.smooth,
@@ -337,6 +346,7 @@ def swap_options(args):
         mask=args.mask,
         erode=args.erode,
         blur=args.blur,
+        detail=args.detail,
         smooth=args.smooth,
         min_face=args.min_face,
         swap_all=args.all_faces,

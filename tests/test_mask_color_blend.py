@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
+from masquerade.core.errors import InputError
 from masquerade.faces.align import crop_frame_matrix, transform_points
 from masquerade.faces.mask import face_mask, feather
 from masquerade.faces.mean_face import MEAN_FACE_68
-from masquerade.swap.blend import alpha_blend, poisson_blend
+from masquerade.swap.blend import alpha_blend, poisson_blend, restore_detail
 from masquerade.swap.color import MODES, match_color
 
 
@@ -154,3 +155,55 @@ def test_swap_keeps_the_inputs_own_hair_over_the_face(model_dir, d18):
         out = Swapper(model_dir, SwapOptions(to="b", mask=mask, smooth=0)).swap_frames([frame], [[face]])[0]
         kept[mask] = float((np.abs(out.astype(int) - frame)[core].max(1) <= 2).mean())
     assert kept["skin"] > 0.95 and kept["hull"] < 0.75  # the hull pastes B's forehead over much of it
+
+
+def _textured(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-like 128 px frame (a smooth ramp plus fine seeded grain) and the same frame as a 4x coarser model
+    would render it (the grain gone)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(90, 170, 128, dtype=np.float32)[None, :, None].repeat(128, 0).repeat(3, 2)
+    grain = rng.normal(0, 8, (128, 128, 1)).astype(np.float32).repeat(3, 2)
+    frame = np.clip(ramp + grain, 0, 255).astype(np.uint8)
+    render = cv2.resize(cv2.resize(frame, (32, 32), interpolation=cv2.INTER_AREA), (128, 128))
+    return frame, render
+
+
+def _grain(img: np.ndarray) -> float:
+    return float(cv2.Laplacian(img[..., 1].astype(np.float32), cv2.CV_32F)[40:88, 40:88].var())
+
+
+def test_detail_restores_the_inputs_grain_inside_the_mask_and_leaves_the_rest_bit_for_bit():
+    frame, render = _textured()
+    mask = np.zeros((128, 128), np.float32)
+    mask[24:104, 24:104] = 1.0
+    out = restore_detail(render, frame, mask, model_px=4.0)
+    assert _grain(render) < 0.3 * _grain(frame)  # the render is a smear...
+    assert _grain(out) > 0.6 * _grain(frame)  # ...and gets the input's grain back
+    assert np.array_equal(out[mask == 0], render[mask == 0])
+    assert np.array_equal(restore_detail(render, frame, mask, 4.0, strength=0), render)
+
+
+def test_detail_is_withheld_where_the_render_differs_from_the_input():
+    frame, render = _textured()
+    mask = np.ones((128, 128), np.float32)
+    other = np.clip(render.astype(np.int16) + 80, 0, 255).astype(np.uint8)  # e.g. lips rendered where teeth show
+    out = restore_detail(other, frame, mask, model_px=4.0)
+    assert np.abs(out.astype(np.int16) - other)[40:88, 40:88].max() <= 2
+
+
+def test_swap_restores_fine_detail_to_the_face_and_keeps_its_identity(model_dir, d18):
+    from masquerade.evaluate.metrics import sharpness_ratio
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.media import read_frames
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+
+    frame = next(read_frames(d18)).image
+    fa = FaceAnalyzer("hog")
+    face = fa(frame)[0]
+    sharp = {}
+    for detail in (0.0, 1.0):
+        out = Swapper(model_dir, SwapOptions(to="b", smooth=0, detail=detail)).swap_frames([frame], [[face]])[0]
+        sharp[detail] = sharpness_ratio(out, face.landmarks, frame, face.landmarks)
+    assert sharp[1.0] > 1.5 * sharp[0.0]
+    with pytest.raises(InputError, match="--detail"):
+        Swapper(model_dir, SwapOptions(detail=3))

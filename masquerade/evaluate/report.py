@@ -203,7 +203,9 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
     wanted: dict[str, dict[int, list]] = {}
     for r in held:
         wanted.setdefault(r.source, {}).setdefault(r.frame_index, []).append(r.face)
-    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0))
+    # detail 0: the model's own rendering is scored; the input's band, restored from the very frame being
+    # rebuilt, would be the truth itself
+    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0))
     ssim, psnr = [], []
     for source, frames in wanted.items():
         if not Path(source).exists():

@@ -1,4 +1,5 @@
-"""Putting a face back into a frame: alpha blending, or Poisson (OpenCV seamless clone)."""
+"""Putting a face back into a frame: alpha blending, or Poisson (OpenCV seamless clone), and the input's
+finest detail restored where the rendered face agrees with it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import cv2
 import numpy as np
 
 MODES = ("alpha", "poisson")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+DETAIL_SIGMA = 0.3  # model pixels: the band restored is finer than about 3 of them across, what a model cannot render
+DETAIL_GATE = 25.0  # grey levels of disagreement, at the model's scale, at which the band is mostly withheld
 
 
 def alpha_blend(frame: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -39,3 +43,26 @@ def blend(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, mode: str = "al
     if mode == "poisson":
         return poisson_blend(frame, face, mask)
     raise ValueError(f"unknown blend mode {mode!r}")
+
+
+def restore_detail(
+    out: np.ndarray, frame: np.ndarray, mask: np.ndarray, model_px: float, strength: float = 1.0
+) -> np.ndarray:
+    """`out` (the frame with the face blended in) plus the input frame's luma band finer than the model's pixels
+    (`model_px`: frame pixels per model pixel), inside `mask`, where render and input agree at the model's scale.
+
+    Why: a 64 px model painted onto a 250 px face has nothing finer than about 8 frame pixels, and reads as a
+    smear in a sharp frame. That band is grain, pores and the finest edges, which carry little identity (the
+    identity distance to the target was unchanged on d18, s29 and within 0.015 on d6). Where the render differs
+    from the input (a smile rendered closed, eyes opened wider) the input's edges would show as ghosts, so the
+    band is withheld there. Pixels outside the mask are returned unchanged, bit for bit.
+    """
+    if strength <= 0:
+        return out
+    y_in = frame.astype(np.float32) @ LUMA
+    band = y_in - cv2.GaussianBlur(y_in, (0, 0), DETAIL_SIGMA * model_px)
+    differ = np.abs(cv2.GaussianBlur(out.astype(np.float32) @ LUMA - y_in, (0, 0), model_px))
+    w = strength * np.clip(mask, 0, 1) * np.exp(-((differ / DETAIL_GATE) ** 2))
+    res = out.astype(np.float32) + 0.5
+    res += (w * band)[..., None]
+    return np.clip(res, 0, 255).astype(np.uint8)

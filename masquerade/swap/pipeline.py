@@ -33,7 +33,7 @@ from masquerade.models.export import OnnxRenderer, export_bytes
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
 from masquerade.provenance.verify import verify_analyzer
-from masquerade.swap.blend import blend
+from masquerade.swap.blend import blend, restore_detail
 from masquerade.swap.color import match_color
 from masquerade.swap.smooth import LandmarkSmoother
 
@@ -43,6 +43,7 @@ class SwapOptions:
     to: str = "auto"  # a | b | auto: the side NOT matching the input's faces
     color: str = "lab-transfer"
     blend: str = "alpha"
+    detail: float = 1.0  # the input's band finer than the model's pixels, restored where the render agrees; 0: off
     mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
@@ -122,6 +123,8 @@ class Swapper:
             raise InputError("--to", "must be a, b or auto")
         if self.opts.mask not in ("skin", "hull"):
             raise InputError("--mask", "must be skin or hull")
+        if not 0 <= self.opts.detail <= 2:
+            raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
         self.to: str | None = None if self.opts.to == "auto" else self.opts.to
         self.chosen_by = "" if self.to is None else "--to"
         self.size = self.model.config.size
@@ -270,7 +273,7 @@ class Swapper:
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face, warp it into the frame (or a region of it: `lms` and `m` in its
-        pixels) and blend; returns (frame, blend mask)."""
+        pixels), blend, and restore the input's finest detail; returns (frame, blend mask)."""
         s = self.size
         crop_lms = transform_points(m, lms)
         crop_mask = face_mask((s, s), crop_lms)
@@ -297,7 +300,9 @@ class Swapper:
         blur = self._blur_px(lms)
         erode = self.opts.erode if self.opts.erode else blur // 2
         mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
-        return blend(frame, face_full, mask, self.opts.blend), mask
+        out = blend(frame, face_full, mask, self.opts.blend)
+        model_px = 1 / np.sqrt(abs(np.linalg.det(m[:, :2])))  # frame pixels per model pixel
+        return restore_detail(out, frame, mask, model_px, self.opts.detail), mask
 
     def _mark(
         self,
