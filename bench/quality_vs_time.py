@@ -65,6 +65,7 @@ def point(model, a, frames: int, work, tag: str, mask: str, detail: float) -> di
         "edge_color": s["edge_color"].get("mean"),
         "rebuild_ssim": reb.get("ssim"),
         "rebuild_psnr": reb.get("psnr"),
+        "rebuild_dist_target": reb.get("dist_target"),  # the identity floor: B's decoder on B's own faces
         "ssim_a": rec["a"].get("ssim"),
         "ssim_b": rec["b"].get("ssim"),
         "psnr_a": rec["a"].get("psnr"),
@@ -136,7 +137,8 @@ def main() -> None:
                 f"{pair} {m:5.1f} min it {res.iteration:6d}  ID win {row['id_win_rate']:.2f}  "
                 f"d_target {row['dist_target']:.3f}  d_orig {row['dist_original']:.3f}  "
                 f"lmk {row['landmark_error']:.3f}  mouth {row['mouth_error']:.3f}  sharp {row['sharpness']:.2f}  "
-                f"edge {row['edge_color']:.1f}  rebuild {row['rebuild_ssim'] or 0:.3f}/{row['rebuild_psnr'] or 0:.1f}  "
+                f"edge {row['edge_color']:.1f}  rebuild {row['rebuild_ssim'] or 0:.3f}/{row['rebuild_psnr'] or 0:.1f} "
+                f"floor {row['rebuild_dist_target'] or 0:.3f}  "
                 f"SSIM a/b {row['ssim_a']:.3f}/{row['ssim_b']:.3f}",
                 flush=True,
             )

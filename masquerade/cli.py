@@ -640,6 +640,11 @@ def run_evaluate(args) -> int:
             print(
                 f"  rebuilt in the frame {side}->{side}: SSIM {r['ssim']:.3f}, PSNR {r['psnr']:.2f} dB ({r['n']} faces)"
             )
+            if "dist_target" in r:  # the nearest a swap to this identity can come: its decoder's own rebuild
+                print(
+                    f"  identity floor {side}: rebuilt {r['dist_target']:.3f} from {side.upper()}'s mean "
+                    f"(real faces {r['dist_target_real']:.3f})"
+                )
     if args.output:
         print(f"report: {args.output}/report.json, {args.output}/index.html")
     return 0

@@ -87,6 +87,7 @@ def test_swap_report_files_and_reconstruction(swapped_clip, d18, model_dir, tmp_
         assert r["summary"][k]["n"] == 10, k
     reb = rebuild(model_dir, max_faces=3)  # B's held-out faces, put back into their own frames
     assert reb["n"] == 3 and 0.3 < reb["ssim"] < 1 and 15 < reb["psnr"] < 60
+    assert reb["dist_target_real"] < 0.6 and reb["dist_target_real"] < reb["dist_target"]  # the real B is B
 
 
 def test_cli_json(swapped_clip, d18, model_dir):
