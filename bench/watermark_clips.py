@@ -98,15 +98,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--only", help="comma-separated clip and still names (default: all)")
     args = ap.parse_args()
+    keep = set(args.only.split(",")) if args.only else None
     work = OUT / "watermark_clips"
     work.mkdir(parents=True, exist_ok=True)
     fa = verify_analyzer()
     t = time.perf_counter()
-    clips = {p.stem: clip_row(args.model, p, args.frames, work, fa) for p in sorted((DATA / "clips").glob("*.mp4"))}
+    clips = {
+        p.stem: clip_row(args.model, p, args.frames, work, fa)
+        for p in sorted((DATA / "clips").glob("*.mp4"))
+        if keep is None or p.stem in keep
+    }
     for name, r in clips.items():
         print(name, r, flush=True)
-    stills = {p.stem: still_row(args.model, p, work, fa) for p in sorted((DATA / "stills").glob("*.jpg"))}
+    stills = {
+        p.stem: still_row(args.model, p, work, fa)
+        for p in sorted((DATA / "stills").glob("*.jpg"))
+        if keep is None or p.stem in keep
+    }
     for name, r in stills.items():
         print(name, r, flush=True)
     save("watermark_clips", {"clips": clips, "stills": stills, "seconds": time.perf_counter() - t})

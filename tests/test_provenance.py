@@ -67,6 +67,21 @@ def test_a_swapped_picture_of_a_small_face_is_marked_finely_and_survives_jpeg_50
     assert ok and verify_frames("s0.jpg", [back], fa).marked
 
 
+def test_a_small_face_is_marked_through_h264_because_its_own_texture_is_cancelled(fa, tmp_path):
+    frames = [f.image for f in read_frames(need(CLIPS / "s13.mp4")) if f.index < 8]  # a face 77 px wide
+    face = fa(frames[0])[0]
+    marked = [wm.embed(f, face.landmarks, "beef0123") for f in frames]
+    host = wm.read_face(frames[0], wm.mark_landmarks(frames[0], face.landmarks))
+    after = wm.read_face(marked[0], wm.mark_landmarks(marked[0], face.landmarks))
+    assert after.sigma < 0.5 * host.sigma  # the decoys no longer read the face's own texture
+    h, w = frames[0].shape[:2]
+    with VideoWriter(tmp_path / "s13.mp4", 30, (w, h)) as vw:  # swap's own default encoding
+        for f in marked:
+            vw.write(f)
+    r = verify_frames(tmp_path / "s13.mp4", (f.image for f in read_frames(tmp_path / "s13.mp4")), analyzer=fa)
+    assert r.marked and r.frames_marked >= 6  # 3 of 30 swapped frames and z 3.7 when the texture was left in
+
+
 def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_from(d19, fa):
     frame = next(read_frames(d19)).image
     lms = fa(frame)[0].landmarks

@@ -199,7 +199,11 @@ def embed(
     Invisible: its energy follows the face's own texture (eyes, brows, mouth, hairline mask it; smooth
     cheeks get little), with peaks clipped, and its strength is just what this face needs to read TARGET_Z.
     Informed: the host face's own correlation with each pattern is measured and subtracted from the mark,
-    so it cannot flip payload bits (otherwise the same bias repeats in every frame and never averages out).
+    so it cannot flip payload bits (otherwise the same bias repeats in every frame and never averages out);
+    the decoys' too, so the reader's null spread, which the decoys measure, is what a codec or an attack adds
+    and not the face's own texture: on small or smooth faces that texture was what capped the z (s13 read 4.4
+    before any encoding, at the strength ceiling). The strength is still set against the host's spread, so
+    the mark is no fainter than before. An unmarked face reads exactly as before: no false alarm is added.
     `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask. `frame` may be
     the part of a larger frame around the face (`pixels`: the whole frame's pixel count, for the PSNR cap);
     it must hold the face's crop, as the mark is then exactly what it is on the whole frame. `slack`: embed for
@@ -218,27 +222,30 @@ def embed(
 
     def render(coeffs: np.ndarray, scale: float) -> np.ndarray:
         """The mark for these pattern coefficients, its peaks clipped at PEAK x scale, in frame pixels."""
-        mark = np.tensordot(coeffs, patterns(tier)[:N_BITS], axes=1)
+        mark = np.tensordot(coeffs, patterns(tier), axes=1)
         mark = np.clip(mark, -PEAK * scale, PEAK * scale) * weight
         delta = cv2.warpAffine(mark.astype(np.float32), m, (w, h), **inv)
         return delta * region if region is not None else delta
 
     base = payload_bits(model_id) * _bit_gains()
     lo, hi = AMPLITUDE
+    base = np.concatenate([base, np.zeros(N_DECOYS, np.float32)])
     r0 = read_face(frame, landmarks, tier, geometry)
     r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
-    per_unit = (r1.z_bits - r0.z_bits) / (lo * base)  # z gained per unit of a bit's coefficient
+    per_unit = (r1.z_bits * r1.sigma / r0.sigma - r0.z_bits) / (lo * base[:N_BITS])  # z per unit coefficient
     g = float(np.median(per_unit))
     if not np.isfinite(g) or g <= 0:
         return add_mark(frame, np.clip(render(base * hi, hi), -MAX_DELTA, MAX_DELTA), pixels=pixels)
+    host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
     # target (AIM), so that faces pass the first check (measured: 1.0 checks a face instead of 1.7).
     amp = float(np.clip(AIM * target / sig_per_amp, lo, hi))
     for _ in range(3):  # the output is rounded to 8 bits: check, correct
-        coeffs = base * amp - r0.z_bits / g  # cancel the host's own reading of each pattern
+        coeffs = base * amp - host / g  # cancel the host's own reading of each pattern, decoys included
         out = add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA), pixels=pixels)
-        z = read_face(out, landmarks, tier, geometry).z_signature
+        r = read_face(out, landmarks, tier, geometry)
+        z = r.z_signature * r.sigma / r0.sigma  # against the host's spread: as strong as before, not fainter
         if z >= target or amp >= hi:
             break
         amp = float(min(hi, amp * max(1.1, AIM * target / max(z, 1.0))))
@@ -284,6 +291,8 @@ class FaceMark:
 
     z_bits: np.ndarray  # (32,) correlation of each payload pattern / null spread
     z_signature: float
+    z_decoys: np.ndarray | None = None  # (N_DECOYS,) the decoys' correlations / the same spread
+    sigma: float = 1.0  # the null spread: the decoys' rms correlation
 
     @property
     def marked(self) -> bool:
@@ -309,10 +318,10 @@ def read_face(
     resid = band * mask / texture_weight(crop, mask, band)  # whitened: textured parts weigh less
     corr = _filtered_patterns(tier) @ resid.reshape(-1)
     sigma = float(np.sqrt(np.mean(corr[N_BITS:] ** 2))) + 1e-9
-    z = corr[:N_BITS] / sigma
+    z = corr / sigma
     sig_signs = payload_bits("0000")[:N_SIG]
     z_sig = float(np.dot(sig_signs, z[:N_SIG]) / math.sqrt(N_SIG))
-    return FaceMark(z.astype(np.float32), z_sig)
+    return FaceMark(z[:N_BITS].astype(np.float32), z_sig, z[N_BITS:].astype(np.float32), sigma)
 
 
 def read_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
