@@ -223,7 +223,8 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
                 psnr.append(p)
                 if target is not None:  # the rebuilt face keeps the real one's pose: embedded at its landmarks
                     dist.append(distance(embed(out, face.landmarks), target))
-                    dist_real.append(distance(embed(fr.image, face.landmarks), target))
+                    real = face.embedding if face.embedding is not None else embed(fr.image, face.landmarks)
+                    dist_real.append(distance(real, target))
             if fr.index >= max(frames):
                 break
     if not ssim:

@@ -67,6 +67,11 @@ def recrop_matrix(size_from: int, pad_from: float, size_to: int, pad_to: float) 
     return compose(crop_frame_matrix(size_to, pad_to), invert(crop_frame_matrix(size_from, pad_from)))
 
 
+def frame_px_per_crop_px(m: np.ndarray) -> float:
+    """How many frame pixels one crop pixel spans, for a frame -> crop matrix `m`."""
+    return 1.0 / (float(np.sqrt(abs(np.linalg.det(np.asarray(m, np.float64)[:, :2])))) + 1e-12)
+
+
 def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     pts = np.asarray(pts, np.float64)
     return (pts @ np.asarray(m, np.float64)[:, :2].T + m[:, 2]).astype(np.float32)

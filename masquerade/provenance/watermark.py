@@ -35,7 +35,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from masquerade.faces.align import estimate_matrix, transform_points
+from masquerade.faces.align import estimate_matrix, frame_px_per_crop_px, transform_points
 from masquerade.faces.mask import face_mask
 from masquerade.faces.track import refine_landmarks
 
@@ -93,7 +93,7 @@ STILL_MIN_CELL_PX = 2.0  # in a picture: JPEG and WebP at quality 50 leave cells
 def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
     """The tier a face of this size is marked in: the finest whose cells are >= `min_cell_px` frame pixels."""
     m = estimate_matrix(landmarks, SIZE, PADDING)
-    frame_px = CELL / math.sqrt(abs(float(np.linalg.det(m[:, :2]))) + 1e-12)  # a coarse cell, in frame px
+    frame_px = CELL * frame_px_per_crop_px(m)  # a coarse cell, in frame px
     fits = [t for t in TIERS if frame_px * SIZE / t.size >= min_cell_px]
     return fits[-1] if fits else TIERS[0]
 
@@ -227,9 +227,8 @@ def embed(
         delta = cv2.warpAffine(mark.astype(np.float32), m, (w, h), **inv)
         return delta * region if region is not None else delta
 
-    base = payload_bits(model_id) * _bit_gains()
+    base = np.concatenate([payload_bits(model_id) * _bit_gains(), np.zeros(N_DECOYS, np.float32)])  # decoys: 0
     lo, hi = AMPLITUDE
-    base = np.concatenate([base, np.zeros(N_DECOYS, np.float32)])
     r0 = read_face(frame, landmarks, tier, geometry)
     r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
     per_unit = (r1.z_bits * r1.sigma / r0.sigma - r0.z_bits) / (lo * base[:N_BITS])  # z per unit coefficient
@@ -291,8 +290,8 @@ class FaceMark:
 
     z_bits: np.ndarray  # (32,) correlation of each payload pattern / null spread
     z_signature: float
-    z_decoys: np.ndarray | None = None  # (N_DECOYS,) the decoys' correlations / the same spread
-    sigma: float = 1.0  # the null spread: the decoys' rms correlation
+    z_decoys: np.ndarray  # (N_DECOYS,) the decoys' correlations / the same spread
+    sigma: float  # the null spread: the decoys' rms correlation
 
     @property
     def marked(self) -> bool:

@@ -24,7 +24,14 @@ import torch
 from masquerade.core.clock import StageClock
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
-from masquerade.faces.align import crop_face, estimate_matrix, invert, transform_points, uncrop
+from masquerade.faces.align import (
+    crop_face,
+    estimate_matrix,
+    frame_px_per_crop_px,
+    invert,
+    transform_points,
+    uncrop,
+)
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather, not_skin
@@ -301,8 +308,7 @@ class Swapper:
         erode = self.opts.erode if self.opts.erode else blur // 2
         mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
         out = blend(frame, face_full, mask, self.opts.blend)
-        model_px = 1 / np.sqrt(abs(np.linalg.det(m[:, :2])))  # frame pixels per model pixel
-        return restore_detail(out, frame, mask, model_px, self.opts.detail), mask
+        return restore_detail(out, frame, mask, frame_px_per_crop_px(m), self.opts.detail), mask
 
     def _mark(
         self,
