@@ -82,6 +82,19 @@ class Tier:
 # CRF 28 re-encode on d18 and s29 (measured clean and re-encoded, with a 20-minute and the tests' model).
 TIERS = (Tier(SIZE, TARGET_Z), Tier(3 * SIZE // 2, 1.3 * TARGET_Z))
 REFINE_STEPS = 2  # see `mark_landmarks`
+# The mark moves dlib's landmarks on the face it is added to by about 1.5 px (mean of 68, d18 and s29), so
+# verify aligned to other landmarks than embed did and read 60-70% of the z. `embed` finds the landmarks again on
+# the marked face and, when they moved by more than REALIGN_PX, marks the face again aligned to them: verify
+# then reads about 1.4x the z (measured: swap's output d18 31 -> 41, s29 18 -> 26). A second step gained nothing.
+REALIGN_STEPS = 1
+REALIGN_PX = 0.5
+# A picture is marked just strongly enough to read this z once saved as JPEG 50 and as WebP 50 (verify decides a
+# single picture at z 6.1, and reads a whole picture less well than `embed` its face's region: 6.6 for 10.8 on
+# d30): it meets no video codec, and reads 45-65 clean at a video frame's strength. After a codec, the z falls
+# faster than the amplitude (about as its 1.25th power: WebP 50 on d9), hence the fitting step's exponent 0.8.
+STILL_CODEC_Z = 14.0
+STILL_CODECS = ((".jpg", cv2.IMWRITE_JPEG_QUALITY, 50), (".webp", cv2.IMWRITE_WEBP_QUALITY, 50))
+STILL_FIT_STEPS = 2
 # The finest tier whose cells are at least this many frame pixels wide is used: 8, so that after a 50% downscale
 # they are still as wide as the coarse tier's on d18 (4 px). At 6, d6 took the fine tier and was fainter and
 # better read clean, after JPEG 50 and WebP 50, but kept 77% of its frames after CRF 35 and after 50% + CRF 28
@@ -204,6 +217,7 @@ def embed(
     and not the face's own texture: on small or smooth faces that texture was what capped the z (s13 read 4.4
     before any encoding, at the strength ceiling). The strength is still set against the host's spread, so
     the mark is no fainter than before. An unmarked face reads exactly as before: no false alarm is added.
+    Aligned as verify will align it: to the landmarks found on the marked face (see REALIGN_STEPS).
     `region` (frame-sized, [0, 1]) limits where pixels may change, e.g. the swap's blend mask. `frame` may be
     the part of a larger frame around the face (`pixels`: the whole frame's pixel count, for the PSNR cap);
     it must hold the face's crop, as the mark is then exactly what it is on the whole frame. `slack`: embed for
@@ -211,6 +225,59 @@ def embed(
     exactly). `still`: the frame is a picture, not a frame of a video (finer cells are allowed).
     """
     landmarks = mark_landmarks(frame, landmarks)
+    args = (model_id, region, pixels, slack, still)
+    out, gain, amp = _embed_at(frame, landmarks, *args)
+    for _ in range(REALIGN_STEPS):
+        seen = mark_landmarks(out, landmarks)  # what verify will align to: the marked face's landmarks
+        if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
+            break
+        landmarks = seen
+        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain)
+    if not still or gain is None:
+        return out
+    # A picture meets no video codec: fainter, as long as it still reads STILL_CODEC_Z once saved as JPEG/WebP 50.
+    z = codec_z(out, landmarks)
+    for _ in range(STILL_FIT_STEPS):
+        if z < 1.3 * STILL_CODEC_Z or amp <= AMPLITUDE[0]:
+            break
+        fainter, _, weaker = _embed_at(frame, landmarks, *args, gain=gain, amp=amp * (1.2 * STILL_CODEC_Z / z) ** 0.8)
+        z_fainter = codec_z(fainter, landmarks)
+        if z_fainter < STILL_CODEC_Z:
+            break
+        out, amp, z = fainter, weaker, z_fainter
+    return out
+
+
+def codec_z(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """The weakest signature z a picture's face reads once saved by each of STILL_CODECS, aligned as verify
+    would align it: to landmarks found again on the saved picture (on some faces dlib's landmarks jump by
+    pixels when the mark changes: s10's by 4 px, for which verify read z 4.5 where the embed's own alignment
+    read 39)."""
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    zs = []
+    for ext, flag, quality in STILL_CODECS:
+        back = cv2.cvtColor(
+            cv2.imdecode(cv2.imencode(ext, bgr, [flag, quality])[1], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+        )
+        seen = mark_landmarks(back, landmarks)
+        zs.append(max(read_face(back, seen, tier).z_signature for tier in TIERS))
+    return min(zs)
+
+
+def _embed_at(
+    frame: np.ndarray,
+    landmarks: np.ndarray,
+    model_id: str,
+    region: np.ndarray | None,
+    pixels: int | None,
+    slack: float,
+    still: bool,
+    gain: float | None = None,
+    amp: float | None = None,
+) -> tuple[np.ndarray, float | None, float]:
+    """`embed` aligned to exactly these landmarks: (marked frame, z per unit pattern coefficient, amplitude).
+    `gain`: that z per unit as measured at landmarks a pixel or so away (it is the same; one read saved).
+    `amp`: embed at this amplitude rather than the one that reaches the tier's target z."""
     tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX)
     target = tier.target * slack
     geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
@@ -230,25 +297,30 @@ def embed(
     base = np.concatenate([payload_bits(model_id) * _bit_gains(), np.zeros(N_DECOYS, np.float32)])  # decoys: 0
     lo, hi = AMPLITUDE
     r0 = read_face(frame, landmarks, tier, geometry)
-    r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
-    per_unit = (r1.z_bits * r1.sigma / r0.sigma - r0.z_bits) / (lo * base[:N_BITS])  # z per unit coefficient
-    g = float(np.median(per_unit))
+    if gain is None:
+        r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
+        per_unit = (r1.z_bits * r1.sigma / r0.sigma - r0.z_bits) / (lo * base[:N_BITS])  # z per unit coefficient
+        gain = float(np.median(per_unit))
+    g = gain
     if not np.isfinite(g) or g <= 0:
-        return add_mark(frame, np.clip(render(base * hi, hi), -MAX_DELTA, MAX_DELTA), pixels=pixels)
+        return add_mark(frame, np.clip(render(base * hi, hi), -MAX_DELTA, MAX_DELTA), pixels=pixels), None, hi
     host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
     # target (AIM), so that faces pass the first check (measured: 1.0 checks a face instead of 1.7).
-    amp = float(np.clip(AIM * target / sig_per_amp, lo, hi))
+    fixed = amp is not None
+    amp = float(np.clip(amp if fixed else AIM * target / sig_per_amp, lo, hi))
     for _ in range(3):  # the output is rounded to 8 bits: check, correct
         coeffs = base * amp - host / g  # cancel the host's own reading of each pattern, decoys included
         out = add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA), pixels=pixels)
+        if fixed:
+            break
         r = read_face(out, landmarks, tier, geometry)
         z = r.z_signature * r.sigma / r0.sigma  # against the host's spread: as strong as before, not fainter
         if z >= target or amp >= hi:
             break
         amp = float(min(hi, amp * max(1.1, AIM * target / max(z, 1.0))))
-    return out
+    return out, g, amp
 
 
 def _bit_gains() -> np.ndarray:
