@@ -95,7 +95,12 @@ def noise(sigma: float, seed: int = 0):
 
 
 def screen_recording(img):
-    """1.5x upscale, then cropped to 16:9 around the centre (a player window captured at a larger size)."""
+    """1.5x upscale, then cropped to 16:9 around the centre (a player window captured at a larger size). A
+    portrait frame is shown pillarboxed, as players show it (cropped to 16:9, s29 kept only her chin)."""
+    h, w = img.shape[:2]
+    if h > w:
+        side = (h * 16 // 9 - w) // 2
+        img = cv2.copyMakeBorder(img, 0, 0, side, side, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     big = cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
     h, w = big.shape[:2]
     nh = min(h, int(w * 9 / 16))

@@ -12,7 +12,7 @@ import pytest
 from masquerade.faces import FaceAnalyzer
 from masquerade.media import VideoWriter, probe, read_frames, read_image, write_image
 from masquerade.provenance import watermark as wm
-from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_file, verify_frames
+from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_analyzer, verify_file, verify_frames
 
 from .conftest import CLIPS, STILLS, need
 
@@ -119,6 +119,16 @@ def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_
     assert np.abs(other - lms).mean() > 2.5
     a, b = wm.mark_landmarks(frame, lms), wm.mark_landmarks(frame, other)
     assert np.abs(a - b).mean() < 1.0
+
+
+def test_a_face_cut_by_the_frame_edge_is_found_whole_and_its_mark_read(swapped_clip, monkeypatch):
+    fa = verify_analyzer()  # as verify finds faces
+    src = islice(read_frames(swapped_clip), 0, 30, 3)
+    frames = [np.ascontiguousarray(f.image[: f.image.shape[0] * 3 // 4]) for f in src]  # the chin cut away
+    whole = verify_frames("recording", frames, fa).frames_marked
+    monkeypatch.setattr(wm, "edge_pad", lambda shape, landmarks: 0)  # the face as found in the cut frame
+    cut = verify_frames("recording", frames, fa).frames_marked
+    assert whole >= 9 and whole > cut, (whole, cut)
 
 
 def test_unmarked_faces_of_every_clip_score_low(fa):

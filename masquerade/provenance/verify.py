@@ -30,7 +30,9 @@ FILE_FALSE_ALARM = 1e-6
 MODEL_ID_Z = 4.0
 READS_PER_FACE = 2 * len(wm.TIERS)  # each face is read in every tier, as it is and mirrored (a flipped video
 # keeps its mark; a rescaled one may have moved to the other tier's size)
-LOOKS_PER_FRAME = wm.FINDER["max_faces"] * READS_PER_FACE  # chances per frame for an unmarked file to score
+EDGE_READS = 2  # a face cut by the frame's edge is found twice: see `_landmarks`
+# chances per frame for an unmarked file to score
+LOOKS_PER_FRAME = EDGE_READS * wm.FINDER["max_faces"] * READS_PER_FACE
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
 
@@ -115,6 +117,18 @@ def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray) -> wm.
     return max(direct, flipped, key=lambda r: r.z_signature)
 
 
+def _landmarks(fa: FaceAnalyzer, image: np.ndarray) -> list[np.ndarray]:
+    """The faces' landmarks, and for a frame with a face cut by its edge (a 16:9 screen recording cuts
+    chins) the faces found again in the frame extended at its edges, where the detector's box keeps the
+    face's shape. Both are read (EDGE_READS): on d18 cut at 70% of its height each alone read the mark in 7
+    and 4 of 10 frames and together in 10; a screen recording of d18, 18 / 36 of 36 frames."""
+    found = [f.landmarks for f in fa(image)]
+    pad = max((wm.edge_pad(image.shape, lm) for lm in found), default=0)
+    if not pad:
+        return found
+    return found + [f.landmarks - pad for f in fa(wm.extend_edges(image, pad))]
+
+
 def _certain(marked: int, checked: int, z_sum: np.ndarray, looks: int) -> bool:
     """Marked beyond doubt after `checked` frames, with the false-alarm rate shared among `looks` tests,
     and the model id readable: nothing more to learn from the frames not yet checked."""
@@ -167,10 +181,10 @@ def verify_frames(
     zs = []
     for image in frames:
         checked += 1
-        faces = fa(image)
+        faces = _landmarks(fa, image)
         with_face += bool(faces)
         mirrored = np.ascontiguousarray(image[:, ::-1]) if faces else None
-        reads = [_read(image, mirrored, f.landmarks) for f in faces]
+        reads = [_read(image, mirrored, lm) for lm in faces]
         best = max(reads, key=lambda r: r.z_signature, default=None)
         if best is not None:
             zs.append(best.z_signature)
