@@ -10,7 +10,8 @@
 3. False alarms: every frame of every clip in ../shared/data and of its CRF 28 re-encode, and every still:
    frames and files flagged, against the per-face false-positive rate the threshold implies.
 4. Time to embed and to read the mark per 480p frame.
-Run: python bench/watermark_robustness.py [--model-dir DIR] [--second CLIP:MODEL] [--fp-every N]. Figures only.
+Run: python bench/watermark_robustness.py [--model-dir DIR] [--second CLIP:MODEL] [--fp-every N] [--skip-fp |
+--only-fp]. Figures only.
 """
 
 from __future__ import annotations
@@ -193,16 +194,55 @@ def model_id_reads(paths: list, code: str, fa, reads: int = 100, frames: int = 2
     return tally
 
 
+def false_alarms(work, fa, every: int = 1) -> dict:
+    """Every frame of every clip in ../shared/data and of its CRF 28 re-encode (every Nth with `every`), and
+    every still, read as verify reads them: frames and files flagged."""
+    fp_frames = fp_files = checked = 0
+    per_file = {}
+    sources = sorted((DATA / "clips").glob("*.mp4"))
+    for src in sources:
+        re = encode([f.image for f in read_frames(src)], work / f"re_{src.stem}.mp4")
+        for path in (src, re):
+            r = verify_file(path, max_frames=10_000 // every, analyzer=fa, all_frames=every == 1)
+            per_file[path.name] = {"frames": r.frames_checked, "flagged": r.frames_marked, "marked": r.marked}
+            fp_frames += r.frames_marked
+            fp_files += r.marked
+            checked += r.frames_checked
+    for still in sorted((DATA / "stills").glob("*.jpg")):
+        r = verify_file(still, analyzer=fa)
+        fp_frames += r.frames_marked
+        fp_files += r.marked
+        checked += 1
+    out = {
+        "frames_checked": checked,
+        "frames_flagged": fp_frames,
+        "files_flagged": fp_files,
+        "threshold_z": wm.THRESHOLD,
+        "per_face_fpr": wm.false_positive_rate(),
+        "per_file": per_file,
+    }
+    print(
+        f"false alarms: {fp_frames} of {checked} unmarked frames, {fp_files} files flagged; threshold "
+        f"z > {wm.THRESHOLD} (per-face false-positive rate {wm.false_positive_rate():.1e})",
+        flush=True,
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", default=str(OUT / "qvt_d18_d19" / "model"))
     ap.add_argument("--fp-every", type=int, default=1, help="check every Nth frame for false alarms")
     ap.add_argument("--skip-fp", action="store_true")
+    ap.add_argument("--only-fp", action="store_true", help="only the false alarms (saved as watermark_false_alarms)")
     ap.add_argument("--second", default="", help="CLIP:MODEL, a second clip to swap (all faces) and attack")
     args = ap.parse_args()
     work = OUT / "watermark"
     work.mkdir(parents=True, exist_ok=True)
     fa = verify_analyzer()  # exactly as `verify` finds faces
+    if args.only_fp:
+        print(f"saved {save('watermark_false_alarms', false_alarms(work, fa, args.fp_every))}")
+        return
 
     sw = RecordingSwapper(args.model_dir, SwapOptions(to="b"))
     frames = [f.image for f in read_frames(clip("d18"))]
@@ -253,35 +293,7 @@ def main() -> None:
         result["attacks_second"] = {name: attack_clip(swapped2, work2, fa, f"{wm.model_code(sw2.model.model_id):04x}")}
 
     if not args.skip_fp:
-        fp_frames = fp_files = checked = 0
-        per_file = {}
-        sources = sorted((DATA / "clips").glob("*.mp4"))
-        for src in sources:
-            re = encode([f.image for f in read_frames(src)], work / f"re_{src.stem}.mp4")
-            for path in (src, re):
-                r = verify_file(path, max_frames=10_000 // args.fp_every, analyzer=fa, all_frames=args.fp_every == 1)
-                per_file[path.name] = {"frames": r.frames_checked, "flagged": r.frames_marked, "marked": r.marked}
-                fp_frames += r.frames_marked
-                fp_files += r.marked
-                checked += r.frames_checked
-        for still in sorted((DATA / "stills").glob("*.jpg")):
-            r = verify_file(still, analyzer=fa)
-            fp_frames += r.frames_marked
-            fp_files += r.marked
-            checked += 1
-        result["false_alarms"] = {
-            "frames_checked": checked,
-            "frames_flagged": fp_frames,
-            "files_flagged": fp_files,
-            "threshold_z": wm.THRESHOLD,
-            "per_face_fpr": wm.false_positive_rate(),
-            "per_file": per_file,
-        }
-        print(
-            f"false alarms: {fp_frames} of {checked} unmarked frames, {fp_files} files flagged; threshold "
-            f"z > {wm.THRESHOLD} (per-face false-positive rate {wm.false_positive_rate():.1e})",
-            flush=True,
-        )
+        result["false_alarms"] = false_alarms(work, fa, args.fp_every)
     print(f"saved {save('watermark_robustness', result)}")
 
 

@@ -252,7 +252,7 @@ def embed(
         if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
             break
         landmarks = seen
-        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain)
+        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp)  # same strength: one read
     if not still or gain is None:
         return out
     # A picture meets no video codec: fainter, as long as it still reads STILL_CODEC_Z once saved as JPEG/WebP 50.
