@@ -118,10 +118,11 @@ def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray) -> wm.
 
 
 def _landmarks(fa: FaceAnalyzer, image: np.ndarray) -> list[np.ndarray]:
-    """The faces' landmarks, and for a frame with a face cut by its edge (a 16:9 screen recording cuts
-    chins) the faces found again in the frame extended at its edges, where the detector's box keeps the
-    face's shape. Both are read (EDGE_READS): on d18 cut at 70% of its height each alone read the mark in 7
-    and 4 of 10 frames and together in 10; a screen recording of d18, 18 / 36 of 36 frames."""
+    """The faces' landmarks; for a frame with a face cut by its edge (a 16:9 screen recording cuts chins),
+    also the faces found again in the frame extended at its edges, where the detector's box keeps the face's
+    shape. Both are read (EDGE_READS): on d18 cut at 70% of its height, the cut frame's faces alone read the
+    mark in 7 of 10 frames, the extended frame's in 4, both in 10; on a screen recording of d18, 33 and 36 of
+    36 sampled frames (18 before `mark_landmarks` extended the edges too)."""
     found = [f.landmarks for f in fa(image)]
     pad = max((wm.edge_pad(image.shape, lm) for lm in found), default=0)
     if not pad:

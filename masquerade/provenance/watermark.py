@@ -86,13 +86,15 @@ EDGE_MARGIN = 0.25  # a face cut by the frame's edge is refined in the frame ext
 # The mark moves dlib's landmarks on the face it is added to by about 1.5 px (mean of 68, d18 and s29), so
 # verify aligned to other landmarks than embed did and read 60-70% of the z. `embed` finds the landmarks again on
 # the marked face and, when they moved by more than REALIGN_PX, marks the face again aligned to them: verify
-# then reads about 1.4x the z (measured: swap's output d18 31 -> 41, s29 18 -> 26). A second step gained nothing.
+# then reads about 1.3x the z (swap's output, 30 frames: d18 31 -> 41, s29 19 -> 25). A second step gained
+# nothing measurable (s29, 60 frames).
 REALIGN_STEPS = 1
 REALIGN_PX = 0.5
 # A picture is marked just strongly enough to read this z once saved as JPEG 50 and as WebP 50 (verify decides a
-# single picture at z 6.1, and reads a whole picture less well than `embed` its face's region: 6.6 for 10.8 on
-# d30): it meets no video codec, and reads 45-65 clean at a video frame's strength. After a codec, the z falls
-# faster than the amplitude (about as its 1.25th power: WebP 50 on d9), hence the fitting step's exponent 0.8.
+# single picture at z 6.1; the margin is for verify's own detection and the whole picture's block grid): it
+# meets no video codec, and read 45-65 clean at a video frame's strength (face SSIM 0.966-0.992). After a
+# codec the z falls faster than the amplitude (about as its 1.25th power: WebP 50 on d9), hence the fitting
+# step's exponent 0.8.
 STILL_CODEC_Z = 14.0
 STILL_CODECS = ((".jpg", cv2.IMWRITE_JPEG_QUALITY, 50), (".webp", cv2.IMWRITE_WEBP_QUALITY, 50))
 STILL_FIT_STEPS = 2
@@ -119,8 +121,9 @@ def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     different boxes: up to 3 px apart on a 480p face, which halves a fine mark's z. Refined twice, both
     reach the same landmarks within about half a pixel (measured on d18), wherever they started.
     A face cut by the frame's edge (a chin below a 16:9 crop) is refined in the frame extended by repeating
-    its edge pixels: dlib then keeps the face's shape instead of squeezing it into the frame (a screen
-    recording of d18 read marked in 48% of frames, 100% of those sampled with the edge extended)."""
+    its edge pixels: dlib then keeps the face's shape instead of squeezing it into the frame. With verify's
+    second look at such faces (`verify._landmarks`), a screen recording of d18 went from 48% of its frames
+    marked to 100%."""
     pad = edge_pad(rgb.shape, landmarks)
     if not pad:
         return refine_landmarks(rgb, landmarks, steps=REFINE_STEPS)
