@@ -90,6 +90,7 @@ EDGE_MARGIN = 0.25  # a face cut by the frame's edge is refined in the frame ext
 # nothing measurable (s29, 60 frames).
 REALIGN_STEPS = 1
 REALIGN_PX = 0.5
+REALIGN_REFINE = 1  # refinements for that check: the z is the same as with 2, and embed costs 13.7 ms, not 15.7
 # A picture is marked just strongly enough to read this z once saved as JPEG 50 and as WebP 50 (verify decides a
 # single picture at z 6.1; the margin is for verify's own detection and the whole picture's block grid): it
 # meets no video codec, and read 45-65 clean at a video frame's strength (face SSIM 0.966-0.992). After a
@@ -114,8 +115,8 @@ def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
     return fits[-1] if fits else TIERS[0]
 
 
-def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The landmarks a mark is aligned to: found again twice from the box the given ones imply.
+def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray, steps: int = REFINE_STEPS) -> np.ndarray:
+    """The landmarks a mark is aligned to: found again twice (`steps`) from the box the given ones imply.
 
     dlib's landmarks depend on the box they start from, and swap (tracking) and verify (detecting) start from
     different boxes: up to 3 px apart on a 480p face, which halves a fine mark's z. Refined twice, both
@@ -126,8 +127,8 @@ def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     marked to 100%."""
     pad = edge_pad(rgb.shape, landmarks)
     if not pad:
-        return refine_landmarks(rgb, landmarks, steps=REFINE_STEPS)
-    return refine_landmarks(extend_edges(rgb, pad), landmarks + pad, steps=REFINE_STEPS) - pad
+        return refine_landmarks(rgb, landmarks, steps=steps)
+    return refine_landmarks(extend_edges(rgb, pad), landmarks + pad, steps=steps) - pad
 
 
 def edge_pad(shape: tuple[int, ...], landmarks: np.ndarray) -> int:
@@ -251,7 +252,7 @@ def embed(
     args = (model_id, region, pixels, slack, still)
     out, gain, amp = _embed_at(frame, landmarks, *args)
     for _ in range(REALIGN_STEPS):
-        seen = mark_landmarks(out, landmarks)  # what verify will align to: the marked face's landmarks
+        seen = mark_landmarks(out, landmarks, REALIGN_REFINE)  # what verify will align to on the marked face
         if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
             break
         landmarks = seen
