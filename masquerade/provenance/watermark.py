@@ -92,7 +92,7 @@ REALIGN_STEPS = 1
 REALIGN_PX = 0.5
 REALIGN_REFINE = REFINE_STEPS  # as verify refines: with 1, s10 read z 6.1, not 8.7 (embed 13.7 ms, not 15.7)
 # A picture is marked just strongly enough to read this z once saved as JPEG 50 and as WebP 50 (verify decides a
-# single picture at z 6.1; the margin is for verify's own detection and the whole picture's block grid): it
+# single picture at z 6.3; the margin is for verify's own detection and the whole picture's block grid): it
 # meets no video codec, and read 45-65 clean at a video frame's strength (face SSIM 0.966-0.992). After a
 # codec the z falls faster than the amplitude (about as its 1.25th power: WebP 50 on d9), hence the fitting
 # step's exponent 0.8.
