@@ -1,6 +1,8 @@
 """`extract`: the SQLite index, resuming without duplicates, surviving kill -9, and the options."""
 
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 
@@ -106,3 +108,16 @@ def test_folder_of_images_and_summary(tmp_path):
     assert "faces kept: 1" in text and "frames read: 2" in text
     with FaceSet.open(tmp_path / "fs") as fs:
         assert np.isfinite(fs.mean_embedding()).all()
+
+
+def test_a_worker_process_that_dies_stops_extract_with_a_clear_error_instead_of_hanging(tmp_path, d18):
+    # Spawned workers re-import a script's main module; without a main guard each one dies starting up. A
+    # multiprocessing.Pool replaced them forever and extract hung with no output.
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from masquerade.faceset.extract import ExtractOptions, extract\n"
+        f"extract([{str(d18)!r}], {str(tmp_path / 'fs')!r}, ExtractOptions(every=50, workers=2))\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "worker process died" in run.stderr and "__main__" in run.stderr

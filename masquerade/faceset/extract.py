@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from masquerade.core.atomic import make_folder, remove_stale_temps
-from masquerade.core.errors import InputError
+from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.lock import FolderLock
 from masquerade.core.types import Face, Progress
 from masquerade.faces.analyze import FaceAnalyzer
@@ -119,19 +121,31 @@ def _select(faces: list[Face], opts: ExtractOptions, ref: np.ndarray | None, ski
 def _pool_map(
     opts: ExtractOptions, items: Iterable[tuple[int, Frame]], total: int
 ) -> Iterator[tuple[int, Frame, list[Face]]]:
+    """Analyse frames in worker processes, results in input order, at most two frames per worker in flight
+    (a long video is never read ahead into memory). A worker that dies raises instead of hanging: a
+    multiprocessing.Pool would silently start another, forever, e.g. under a script with no main guard."""
     workers = min(opts.workers or min(mp.cpu_count(), 4), total)
     if workers <= 1:
         _init_worker(opts)
         yield from map(_analyze, items)
         return
     ctx = mp.get_context("spawn")  # safe beside torch's threads, same on every OS
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(opts,))
-    try:
-        yield from pool.imap(_analyze, items, chunksize=1)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(opts,)) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(_analyze, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            raise MasqueradeError(
+                "a face-analysis worker process died (out of memory, or a Python script that calls extract() "
+                'without an `if __name__ == "__main__":` guard); ExtractOptions(workers=1) runs in this process'
+            ) from e
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def extract(
