@@ -52,15 +52,18 @@ class UnmarkedSwapper(Swapper):
 
 
 def unmarked_distance(model, a, frames: int, mask: str, detail: float) -> float | None:
-    """Mean distance to B's identity of A's first `frames` frames (every third) swapped without the mark."""
+    """Mean distance to B's identity of every third of A's first `frames` frames, swapped without the mark
+    (only those frames are swapped, and none is encoded)."""
     sw = UnmarkedSwapper(model, SwapOptions(to="b", mask=mask, detail=detail))
-    fa = FaceAnalyzer("hog", embeddings=True)
     target = sw.identity.get("b")
+    if target is None:
+        return None
+    fa = FaceAnalyzer("hog", embeddings=True)
     dist = []
     for fr in read_frames(a):
         if fr.index >= frames:
             break
-        if fr.index % 3 == 0 and target is not None:
+        if fr.index % 3 == 0:
             found = fa(sw.swap_frame(fr.image))
             dist += [distance(found[0].embedding, target)] if found else []
     return float(np.mean(dist)) if dist else None
