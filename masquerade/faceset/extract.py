@@ -130,22 +130,22 @@ def _pool_map(
         yield from map(_analyze, items)
         return
     ctx = mp.get_context("spawn")  # safe beside torch's threads, same on every OS
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(opts,)) as pool:
-        pending: deque[Future] = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(_analyze, item))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(opts,))
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(_analyze, item))
+            if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
-        except BrokenProcessPool as e:
-            raise MasqueradeError(
-                "a face-analysis worker process died (out of memory, or a Python script that calls extract() "
-                'without an `if __name__ == "__main__":` guard); ExtractOptions(workers=1) runs in this process'
-            ) from e
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool as e:
+        raise MasqueradeError(
+            "a face-analysis worker process died (out of memory, or a Python script that calls extract() "
+            'without an `if __name__ == "__main__":` guard); ExtractOptions(workers=1) runs in this process'
+        ) from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def extract(
