@@ -44,18 +44,29 @@ def test_onnxruntime_renders_what_torch_renders_on_real_faces(model_dir, d18, tm
     assert np.abs(ort_out - ref).max() <= 1e-4
 
 
+class UnmarkedSwapper(Swapper):
+    """The swap without its mark. The mark is aligned to landmarks dlib finds on the swapped face, and one pixel
+    rounded the other way can move those by a pixel and so the whole mark: the engines are compared before it."""
+
+    def _mark(self, roi, *args, **kwargs):
+        return roi
+
+
 def test_a_swap_through_each_engine_gives_the_same_frames_and_marks_them(model_dir, d18, tmp_path):
     frames = [fr.image for fr in read_frames(d18, stop=8)]
-    outs = {}
-    for engine in ("torch", "onnx"):
-        outs[engine] = Swapper(model_dir, SwapOptions(to="b", engine=engine)).swap_frames(frames)
     export_onnx(load_model(model_dir, "cpu"), tmp_path / "b.onnx", "b")
-    outs["file"] = Swapper(tmp_path / "b.onnx").swap_frames(frames)
+    engines = {
+        "torch": (model_dir, SwapOptions(to="b", engine="torch")),
+        "onnx": (model_dir, SwapOptions(to="b", engine="onnx")),
+        "file": (tmp_path / "b.onnx", None),
+    }
+    plain = {name: UnmarkedSwapper(*args).swap_frames(frames) for name, args in engines.items()}
     for name in ("onnx", "file"):
-        for a, b in zip(outs["torch"], outs[name], strict=True):
+        for a, b in zip(plain["torch"], plain[name], strict=True):
             d = np.abs(a.astype(int) - b.astype(int))
-            assert d.mean() < 0.05 and d.max() <= 3, (name, d.mean(), d.max())
-        assert verify_frames(tmp_path / "x.mp4", iter(outs[name])).marked
+            assert d.mean() < 0.001 and d.max() <= 1, (name, d.mean(), d.max())
+        marked = Swapper(*engines[name]).swap_frames(frames)
+        assert verify_frames(tmp_path / "x.mp4", iter(marked)).marked
 
 
 def test_export_cli_and_bad_onnx_files_are_one_line_errors(model_dir, d18, tmp_path):
