@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, help="default: the model's own")
     ap.add_argument("--lr", type=float, help="default: the model's own")
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
+    ap.add_argument("--unwarp", type=float, default=d.unwarp, help="share of each run trained without the warp")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
@@ -146,6 +147,7 @@ def main() -> None:
                     batch_size=args.batch_size,
                     lr=args.lr,
                     anneal=args.anneal,
+                    unwarp=args.unwarp,
                     save_every=500,
                     preview_every=500,
                 ),

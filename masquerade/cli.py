@@ -192,6 +192,14 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="with --minutes or --iterations, lower the learning rate along a cosine over the last F of the run "
         f"({d.anneal:g}: constant)",
     )
+    p.add_argument(
+        "--unwarp",
+        type=_fraction,
+        default=d.unwarp,
+        metavar="F",
+        help="with --minutes or --iterations, train the last F of the run without the random warp, so the decoders "
+        f"learn the faces they will be asked to paint ({d.unwarp:g})",
+    )
     p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
     p.add_argument("--minutes", type=_positive_float, metavar="M", help="stop after M minutes of this run")
     for flag, attr, what in (
@@ -222,6 +230,7 @@ def run_train(args) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         anneal=args.anneal,
+        unwarp=args.unwarp,
         iterations=args.iterations,
         minutes=args.minutes,
         save_every=args.save_every,

@@ -14,6 +14,7 @@ from masquerade.models import io as ckpt
 from masquerade.models import model_entry
 from masquerade.models.io import build_model
 from masquerade.train import loop
+from masquerade.train.augment import AugmentConfig, make_pair
 from masquerade.train.loop import TrainConfig, TrainingDiverged, lr_at, train
 
 from .conftest import kill_9_when
@@ -57,6 +58,29 @@ def test_lr_schedule():
     steps = [lr_at(p / 100, 1.0, 0.2) for p in range(80, 101)]
     assert all(a > b for a, b in zip(steps, steps[1:], strict=False)) and steps[-1] == pytest.approx(0.05)
     assert lr_at(1.0, 1.0, 0.0) == 1.0  # anneal 0: constant
+
+
+def test_the_last_share_of_a_run_trains_without_the_warp(tmp_path, facesets, monkeypatch):
+    warps = []
+    real = loop.sample_batches
+
+    def spy(data, cfg, gen, device, layout, augment=None):
+        warps.append((augment or cfg.augment).warp)
+        return real(data, cfg, gen, device, layout, augment)
+
+    monkeypatch.setattr(loop, "sample_batches", spy)
+    cfg = TrainConfig(iterations=8, unwarp=0.25, batch_size=2, save_every=100, preview_every=100)
+    train([facesets[0]], [facesets[1]], tmp_path / "m", cfg)
+    assert warps == [1.0] * 6 + [0.0] * 2
+
+
+def test_without_the_warp_the_input_is_the_target_posed_alike():
+    gen = torch.Generator().manual_seed(0)
+    src, weight = torch.rand(3, 3, 96, 96, generator=gen), torch.ones(3, 2, 96, 96)
+    x, y, _ = make_pair(src, weight, 64, 1.0, AugmentConfig(warp=0.0), gen)
+    assert torch.allclose(x, y, atol=1e-6)
+    x, y, _ = make_pair(src, weight, 64, 1.0, AugmentConfig(), gen)
+    assert (x - y).abs().mean() > 0.01
 
 
 def test_weights_load_back_bit_exact(model_dir):
@@ -236,6 +260,7 @@ def test_a_kill_before_the_first_save_leaves_a_folder_that_resumes(tmp_path, fac
         ("--lr", "0", "--lr"),
         ("--size", "7", "--size"),
         ("--size", "100000", "--size"),
+        ("--unwarp", "1.5", "--unwarp"),
         ("--minutes", "0", "--minutes"),
         ("--minutes", "-1", "--minutes"),
     ],

@@ -53,6 +53,7 @@ class TrainConfig:
     batch_size: int | None = None  # None: the model's own default (models/registry)
     lr: float | None = None  # None: the model's own default
     anneal: float = 0.0  # share of a run with a known end (--minutes/--iterations) whose lr is annealed
+    unwarp: float = 0.25  # share at the end of such a run trained without the grid warp (pose jitter only)
     ssim_weight: float = 1.0
     iterations: int | None = None  # total, counted across resumes
     minutes: float | None = None  # this run
@@ -90,6 +91,8 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')}", f"must be 1 or more (got {v})")
         if not 0 <= self.anneal <= 1:
             raise InputError("--anneal", f"must be between 0 and 1 (got {self.anneal})")
+        if not 0 <= self.unwarp <= 1:
+            raise InputError("--unwarp", f"must be between 0 and 1 (got {self.unwarp})")
         if self.threads < 0:
             raise InputError("--threads", f"must be 0 or more (got {self.threads})")
 
@@ -165,12 +168,17 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # warped 
 
 
 def sample_batches(
-    data: dict[str, SideData], cfg: TrainConfig, gen: torch.Generator, device: torch.device, layout
+    data: dict[str, SideData],
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device: torch.device,
+    layout,
+    augment: AugmentConfig | None = None,
 ) -> dict[str, Batch]:
-    """One augmented batch per side, the inputs in the model's memory layout."""
+    """One augmented batch per side (`augment`: default `cfg.augment`), the inputs in the model's memory layout."""
     out = {}
     for side, d in data.items():
-        x, y, w, m = sample_batch(d, cfg.batch_size, cfg.size, cfg.padding, cfg.augment, gen, device)
+        x, y, w, m = sample_batch(d, cfg.batch_size, cfg.size, cfg.padding, augment or cfg.augment, gen, device)
         out[side] = (x.contiguous(memory_format=layout), y, w, m)
     return out
 
@@ -415,6 +423,7 @@ def _train_locked(
     # the barrier (DDP's constructor is a collective every rank must reach in the same order)
     step_model = distributed.wrap(dist, torch.compile(model) if cfg.compile else model, device)
 
+    unwarped = replace(cfg.augment, warp=0.0)
     start_it = state["iteration"]
     seconds_before = float(state.get("seconds", 0.0))  # training time of earlier runs of this model
     t0 = time.monotonic()
@@ -442,7 +451,9 @@ def _train_locked(
             lr = lr_at(progress_frac, cfg.lr, cfg.anneal)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batches = sample_batches(data, cfg, gen, device, layout)
+            # the late phase without the warp: the decoders then see the faces they will be asked to paint
+            late = cfg.unwarp > 0 and progress_frac >= 1 - cfg.unwarp
+            batches = sample_batches(data, cfg, gen, device, layout, unwarped if late else None)
             la, lb = train_step(step_model, opt, batches, cfg, scaler, dist)
             if not (math.isfinite(la) and math.isfinite(lb)):
                 raise TrainingDiverged(
