@@ -139,7 +139,7 @@ def test_resume_restores_optimizer_state_exactly(tmp_path, facesets):
 def test_stop_and_resume_trains_exactly_like_one_run(tmp_path, facesets):
     """Weights, Adam moments (in the parameters' memory layout, which the fused step relies on) and the
     sampling RNG all come back: 3 + 3 resumed iterations give the very weights of 6 in one go."""
-    cfg = dict(batch_size=4, save_every=100, preview_every=100, anneal=0.0)  # one schedule for both
+    cfg = dict(batch_size=4, save_every=100, preview_every=100, anneal=0.0, unwarp=0.0)  # one schedule for both
     train([facesets[0]], [facesets[1]], tmp_path / "one", TrainConfig(iterations=6, **cfg))
     train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=3, **cfg))
     train([facesets[0]], [facesets[1]], tmp_path / "two", TrainConfig(iterations=6, **cfg))
