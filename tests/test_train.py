@@ -328,6 +328,22 @@ def test_expressions_one_side_never_shows_are_named_before_training():
     assert uncovered(smiles, side([0.2, 0.0])) == []
 
 
+def test_a_head_turned_one_way_covers_the_other_when_training_flips_faces():
+    import numpy as np
+
+    from masquerade.train.data import SideData, expression_bins, mirror_bins, uncovered
+
+    def side(yaws):
+        bins = expression_bins(np.zeros(len(yaws)), np.asarray(yaws, float))
+        return SideData(torch.zeros(0), torch.zeros(0), 0.3, np.zeros(128), bins)
+
+    left, right = side([-20.0] * 40), side([20.0, 30.0] * 20)
+    assert (mirror_bins(right.bins) == left.bins[:1]).sum() == 20  # +20 deg mirrored is -20 deg, mouth kept
+    assert uncovered(left, right) == [("mouth closed, yaw -25 to -10 deg", 1.0)]
+    assert uncovered(left, right, mirrored=True) == []
+    assert uncovered(right, left, mirrored=True) == [("mouth closed, yaw above 25 deg", 0.5)]  # -30 never shown
+
+
 def test_training_faces_carry_their_expression_bins(facesets):
     from masquerade.train.data import load_side
 

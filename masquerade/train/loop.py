@@ -356,7 +356,7 @@ def _train_locked(
     data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
     warnings = []
     for src, dst in (("a", "b"), ("b", "a")):
-        if gaps := uncovered(data[src], data[dst]):
+        if gaps := uncovered(data[src], data[dst], mirrored=cfg.augment.flip > 0):
             shown = "; ".join(f"{name} ({share:.0%})" for name, share in gaps[:3])
             warnings.append(
                 f"{sum(s for _, s in gaps):.0%} of {src.upper()}'s faces show what {dst.upper()}'s faces never do: "
