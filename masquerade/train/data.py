@@ -59,9 +59,7 @@ def mirror_bins(bins: np.ndarray) -> np.ndarray:
     return mouth * (len(YAW_EDGES) + 1) + len(YAW_EDGES) - yaw
 
 
-def uncovered(
-    src: SideData, dst: SideData, at_least: float = 0.05, mirrored: bool = False
-) -> list[tuple[str, float]]:
+def uncovered(src: SideData, dst: SideData, at_least: float = 0.05, mirrored: bool = False) -> list[tuple[str, float]]:
     """The expressions and poses (bins holding at least `at_least` of `src`'s faces) that `dst`'s faces never
     show, with src's share of each: dst's decoder never sees them, so a swap of src to dst cannot render them
     (a smile comes out as a closed mouth). What to film more of, said before the training starts.
