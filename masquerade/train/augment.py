@@ -85,17 +85,21 @@ def make_pair(
     """From cached faces (N, 3, H, W) in [0, 1] and their loss weights (N, C, H, W), make
     (warped input, target, target weights) at `size`; `scale` = model crop width / cached crop width.
 
-    Input and target share the affine and the colour jitter; only the input is grid-warped.
+    Input and target share the affine and the colour jitter; only the input is grid-warped. Without the warp
+    (`cfg.warp == 0`, the late phase) the input is the target itself, sampled and jittered once.
     """
     n = src.shape[0]
     theta = random_affine(n, cfg, gen, src.device)
     grid = base_grid(n, size, src.device)
     tgt_grid = apply_affine(grid, theta, scale)
-    in_grid = apply_affine(grid + warp_field(n, size, cfg, gen, src.device), theta, scale)
     sample = dict(mode="bilinear", align_corners=False)
     target = F.grid_sample(src, tgt_grid, padding_mode="border", **sample)
-    warped = F.grid_sample(src, in_grid, padding_mode="border", **sample)
     w = F.grid_sample(weight, tgt_grid, padding_mode="zeros", **sample)
+    if not cfg.warp:
+        target = color_jitter(target, torch.rand(n, 4, generator=gen, device=src.device) * 2 - 1, cfg)
+        return target, target, w
+    in_grid = apply_affine(grid + warp_field(n, size, cfg, gen, src.device), theta, scale)
+    warped = F.grid_sample(src, in_grid, padding_mode="border", **sample)
     u = torch.rand(n, 4, generator=gen, device=src.device) * 2 - 1
     both = color_jitter(torch.cat([warped, target]), torch.cat([u, u]), cfg)
     return both[:n], both[n:], w
