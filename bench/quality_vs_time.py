@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="default: the model's own")
     ap.add_argument("--anneal", type=float, default=d.anneal, help="share of each run with an annealed lr")
     ap.add_argument("--unwarp", type=float, default=d.unwarp, help="share of each run trained without the warp")
+    ap.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of DSSIM beside L1")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
@@ -148,6 +149,7 @@ def main() -> None:
                     lr=args.lr,
                     anneal=args.anneal,
                     unwarp=args.unwarp,
+                    ssim_weight=args.ssim_weight,
                     save_every=500,
                     preview_every=500,
                 ),

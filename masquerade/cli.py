@@ -53,6 +53,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonneg_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more (got {text})")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -200,6 +207,13 @@ def add_train(p: argparse.ArgumentParser) -> None:
         help="with --minutes or --iterations, train the last F of the run without the random warp, so the decoders "
         f"learn the faces they will be asked to paint ({d.unwarp:g})",
     )
+    p.add_argument(
+        "--ssim-weight",
+        type=_nonneg_float,
+        default=d.ssim_weight,
+        metavar="W",
+        help=f"weight of the structural (DSSIM) loss beside the L1 loss; 0: L1 only ({d.ssim_weight:g})",
+    )
     p.add_argument("--iterations", type=_positive, metavar="N", help="stop at iteration N (counted across resumes)")
     p.add_argument("--minutes", type=_positive_float, metavar="M", help="stop after M minutes of this run")
     for flag, attr, what in (
@@ -231,6 +245,7 @@ def run_train(args) -> int:
         lr=args.lr,
         anneal=args.anneal,
         unwarp=args.unwarp,
+        ssim_weight=args.ssim_weight,
         iterations=args.iterations,
         minutes=args.minutes,
         save_every=args.save_every,

@@ -42,6 +42,7 @@ def test_model_folder_contents_and_losses_fall(model_dir):
     assert cfg["model"] == "lite" and cfg["size"] == 64 and len(cfg["identity"]["a"]) == 128
     lite = model_entry("lite")  # unset lr and batch size come from the model's registry entry
     assert (cfg["lr"], cfg["batch_size"]) == (lite.lr, lite.batch_size)
+    assert cfg["ssim_weight"] == 3.0  # structure (DSSIM) weighs 3x the L1 loss by default
     assert cfg["faces"] == {"a": 33, "b": 38}  # 36 and 42 faces, every 10th id held out
     state = json.loads((model_dir / "state.json").read_text())
     hist = state["loss_history"]
@@ -108,8 +109,11 @@ def test_kill_9_then_resume_continues_from_the_last_save(tmp_path, facesets):
         "1000",
         "--batch-size",
         "4",
+        "--ssim-weight",
+        "2",
     ]
     kill_9_when(args, lambda: _saved_iteration(out) >= 5, grace=1.0)
+    assert json.loads((out / "config.json").read_text())["ssim_weight"] == 2.0  # the CLI's option reaches training
     state = json.loads((out / "state.json").read_text())
     saved_it = state["iteration"]
     assert saved_it >= 5 and saved_it % 5 == 0
@@ -261,6 +265,7 @@ def test_a_kill_before_the_first_save_leaves_a_folder_that_resumes(tmp_path, fac
         ("--size", "7", "--size"),
         ("--size", "100000", "--size"),
         ("--unwarp", "1.5", "--unwarp"),
+        ("--ssim-weight", "-1", "--ssim-weight"),
         ("--minutes", "0", "--minutes"),
         ("--minutes", "-1", "--minutes"),
     ],
