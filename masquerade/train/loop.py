@@ -54,8 +54,8 @@ class TrainConfig:
     lr: float | None = None  # None: the model's own default
     anneal: float = 0.0  # share of a run with a known end (--minutes/--iterations) whose lr is annealed
     unwarp: float = 0.25  # share at the end of such a run trained without the grid warp (pose jitter only)
-    # DSSIM weighs 3x the L1 loss: at 10 CPU-minutes nearer the target on d6:d3 and s29:s20 (floor 0.413 -> 0.395,
-    # 0.367 -> 0.347), as DeepFaceLab's loss, where structure dominates (README, issue 12)
+    # DSSIM weighs 3x the L1 loss, as in DeepFaceLab's, where structure dominates: at 10 CPU-minutes B's own faces
+    # rebuilt by B's decoder came nearer B on d18:d19, d6:d3 and s29:s20 (0.326/0.413/0.367 -> 0.319/0.395/0.347)
     ssim_weight: float = 3.0
     iterations: int | None = None  # total, counted across resumes
     minutes: float | None = None  # this run
