@@ -335,6 +335,14 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         f"in a sharp frame; strength 0 to 2, 0: off ({d.detail:g})",
     )
     p.add_argument(
+        "--edge-match",
+        type=float,
+        default=d.edge_match,
+        metavar="S",
+        help="move the colours and shading of the face's border to the input's own, fading inward, so the face "
+        f"meets the frame without a seam; strength 0 to 1, 0: off ({d.edge_match:g})",
+    )
+    p.add_argument(
         "--smooth",
         type=float,
         default=d.smooth,
@@ -371,6 +379,7 @@ def swap_options(args):
         erode=args.erode,
         blur=args.blur,
         detail=args.detail,
+        edge_match=args.edge_match,
         smooth=args.smooth,
         min_face=args.min_face,
         swap_all=args.all_faces,

@@ -9,7 +9,7 @@ from masquerade.faces.align import crop_frame_matrix, transform_points
 from masquerade.faces.mask import face_mask, feather
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.swap.blend import alpha_blend, poisson_blend, restore_detail
-from masquerade.swap.color import MODES, match_color
+from masquerade.swap.color import MODES, match_border, match_color
 
 
 @pytest.fixture
@@ -207,3 +207,35 @@ def test_swap_restores_fine_detail_to_the_face_and_keeps_its_identity(model_dir,
     assert sharp[1.0] > 1.5 * sharp[0.0]
     with pytest.raises(InputError, match="--detail"):
         Swapper(model_dir, SwapOptions(detail=3))
+
+
+def test_the_faces_border_takes_the_inputs_colours_and_its_middle_keeps_its_own(lms):
+    mask = face_mask((128, 128), lms)
+    yy, xx = np.mgrid[0:128, 0:128].astype(np.float32)
+    ref = np.stack([120 + 0.4 * xx, 100 + 0.3 * yy, 90 + 0 * xx], -1)  # the input: shading across the face
+    src = ref + np.array([30.0, -20.0, 10.0], np.float32)  # the render: another tone
+    out = match_border(src, ref, mask)
+    hull = mask > 0.5
+    band = hull & ~(cv2.erode(hull.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0)
+    before = np.abs(src - ref)[band].mean()
+    assert np.abs(out - ref)[band].mean() < 0.35 * before  # the seam's colour difference mostly gone...
+    nose = lms[30].round().astype(int)
+    assert np.abs(out - src)[nose[1], nose[0]].max() < 3  # ...and the face's own tone kept inside
+    assert np.array_equal(match_border(src, ref, mask, strength=0), src)
+
+
+def test_swap_matches_the_border_colour_to_the_input(model_dir, d18):
+    from masquerade.evaluate.metrics import edge_color_error
+    from masquerade.faces.analyze import FaceAnalyzer
+    from masquerade.media import read_frames
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+
+    frame = next(read_frames(d18)).image
+    face = FaceAnalyzer("hog")(frame)[0]
+    err = {}
+    for edge in (0.0, 1.0):
+        out = Swapper(model_dir, SwapOptions(to="b", smooth=0, edge_match=edge)).swap_frames([frame], [[face]])[0]
+        err[edge] = edge_color_error(out, frame, face.landmarks)
+    assert err[1.0] < 0.9 * err[0.0]
+    with pytest.raises(InputError, match="--edge-match"):
+        Swapper(model_dir, SwapOptions(edge_match=-1))

@@ -104,7 +104,9 @@ def test_preview_writes_stills_and_stops(model_dir, d18, tmp_path):
     assert len(stills) == 2 and read_image(stills[0]).shape == (480, 960, 3)
 
 
-@pytest.mark.parametrize("mode", [["--blend", "poisson"], ["--color", "hist-match", "--smooth", "0"]])
+@pytest.mark.parametrize(
+    "mode", [["--blend", "poisson"], ["--color", "hist-match", "--smooth", "0"], ["--edge-match", "0", "--detail", "0"]]
+)
 def test_other_modes_run(model_dir, d18, tmp_path, mode):
     p = run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--end", "3f", *mode)
     assert p.returncode == 0, p.stderr
@@ -135,6 +137,7 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(model_dir, d18, tmp_path):
             "output folder does not exist",
         ),
         (("swap", tmp_path / "nope.mp4", "-m", model_dir, "-o", keep), "no such file"),
+        (("swap", d18, "-m", model_dir, "-o", keep, "--edge-match", "2"), "--edge-match"),
     ]
     for args, reason in cases:
         p = run_cli(*args)

@@ -41,7 +41,7 @@ from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
 from masquerade.provenance.verify import verify_analyzer
 from masquerade.swap.blend import blend, restore_detail
-from masquerade.swap.color import match_color
+from masquerade.swap.color import match_border, match_color
 from masquerade.swap.smooth import LandmarkSmoother
 
 
@@ -51,6 +51,7 @@ class SwapOptions:
     color: str = "lab-transfer"
     blend: str = "alpha"
     detail: float = 1.0  # the input's band finer than the model's pixels, restored where the render agrees; 0: off
+    edge_match: float = 1.0  # the face's border takes the input's colours and shading, fading inward; 0: off
     mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
@@ -132,6 +133,8 @@ class Swapper:
             raise InputError("--mask", "must be skin or hull")
         if not 0 <= self.opts.detail <= 2:
             raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
+        if not 0 <= self.opts.edge_match <= 1:
+            raise InputError("--edge-match", f"must be from 0 to 1 (got {self.opts.edge_match})")
         self.to: str | None = None if self.opts.to == "auto" else self.opts.to
         self.chosen_by = "" if self.to is None else "--to"
         self.size = self.model.config.size
@@ -279,12 +282,14 @@ class Swapper:
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Colour-match the generated face, warp it into the frame (or a region of it: `lms` and `m` in its
-        pixels), blend, and restore the input's finest detail; returns (frame, blend mask)."""
+        """Colour-match the generated face (its border to the input's own), warp it into the frame (or a region
+        of it: `lms` and `m` in its pixels), blend, and restore the input's finest detail; returns (frame, mask)."""
         s = self.size
         crop_lms = transform_points(m, lms)
         crop_mask = face_mask((s, s), crop_lms)
-        face = match_color(pred[..., :3] * 255.0, crop.astype(np.float32), crop_mask, self.opts.color)
+        ref = crop.astype(np.float32)
+        face = match_color(pred[..., :3] * 255.0, ref, crop_mask, self.opts.color)
+        face = np.clip(match_border(face, ref, crop_mask, self.opts.edge_match), 0, 255)
         h, w = frame.shape[:2]
         face_full = uncrop(face.astype(np.float32), m, frame.shape)
         # The mask in frame pixels: landmark hull (or the model's mask), limited to the crop's footprint.
