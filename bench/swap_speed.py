@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--no-quality", action="store_true", help="skip evaluate and verify of each output")
     ap.add_argument("--clips", default="480p,720p", help="480p, 720p, 480p-long, 720p-long (864 frames)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
+    ap.add_argument("--edge-match", type=float, default=SwapOptions().edge_match, help="swap's --edge-match (0: off)")
     args = ap.parse_args()
     res: dict = {}
     makers = {
@@ -112,7 +113,9 @@ def main() -> None:
         for label, path in clips.items():
             dec, enc = io_ms(path, args.frames)
             for track in args.track.split(","):
-                sw = Swapper(model, SwapOptions(to="b", track=track == "on", detail=args.detail))
+                sw = Swapper(
+                    model, SwapOptions(to="b", track=track == "on", detail=args.detail, edge_match=args.edge_match)
+                )
                 out = OUT / f"swap_speed_{name}_{label}_{track}.mp4"
                 t = time.perf_counter()
                 rep = swap_video(sw, path, out, VideoOptions(end=f"{args.frames}f"))
