@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from masquerade.faces import FaceAnalyzer
+from masquerade.faces.mask import face_mask
 from masquerade.media import VideoWriter, probe, read_frames, read_image, write_image
 from masquerade.provenance import watermark as wm
 from masquerade.provenance.verify import MODEL_ID_Z, min_marked_frames, verify_analyzer, verify_file, verify_frames
@@ -57,15 +58,43 @@ def test_a_large_face_is_marked_in_the_finer_tier_and_more_faintly(d19, fa):
     assert _delta_rms(big_marked, big) < 0.8 * _delta_rms(small_marked, frame)
 
 
-def test_a_swapped_picture_of_a_small_face_is_marked_finely_and_survives_jpeg_50(model_dir, fa):
+def _jpeg_50(rgb: np.ndarray) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    assert ok
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def test_a_swapped_picture_is_marked_around_the_face_not_on_it_and_survives_jpeg_50(model_dir, fa):
     from masquerade.swap.pipeline import SwapOptions, Swapper
 
-    img = read_image(need(STILLS / "s0.jpg"))
-    out = Swapper(model_dir, SwapOptions(to="b", swap_all=True)).swap_frame(img, still=True)
-    assert wm.read_mark(out, fa(out)[0].landmarks).z_signature > 10  # the coarse tier read 6.6 on this face
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    back = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
-    assert ok and verify_frames("s0.jpg", [back], fa).marked
+    class Unmarked(Swapper):
+        def _mark(self, roi, *args, **kwargs):
+            return roi
+
+    img = read_image(need(STILLS / "s3.jpg"))  # a smooth painted face: the face mark showed on it
+    opts = SwapOptions(to="b", swap_all=True)
+    out = Swapper(model_dir, opts).swap_frame(img, still=True)
+    plain = Unmarked(model_dir, opts).swap_frame(img, still=True)
+    face = fa(out)[0].landmarks
+    hull = face_mask(img.shape[:2], face, blur=0) > 0.5
+    inner = face_mask(img.shape[:2], face, blur=int(0.1 * np.ptp(face[:, 0]))) > 0.99  # away from the hull's edge
+    delta = np.abs(out.astype(np.float32) - plain).max(-1)
+    # the face as it was (the face mark changed this one's hull by 2.1 grey levels on average), the mark around it
+    assert delta[inner].mean() < 0.05 and delta[hull].mean() < 0.5 and delta[~hull].max() >= 4
+    assert wm.read_mark(out, face, wm.RING_TIERS).z_signature > 10 and not wm.read_mark(out, face).marked
+    assert verify_frames("s3.jpg", [_jpeg_50(out)], fa, still=True).marked
+    assert not verify_frames("s3.jpg", [plain], fa, still=True).marked
+
+
+def test_a_picture_with_no_room_around_its_face_is_marked_on_the_face(fa):
+    img = read_image(need(STILLS / "d19.jpg"))
+    x0, y0, x1, y1 = fa(img)[0].bbox.astype(int)
+    tight = np.ascontiguousarray(img[max(0, y0 - 20) : y1 + 20, max(0, x0 - 20) : x1 + 20])  # the ring falls outside
+    face = fa(tight)[0].landmarks
+    marked = wm.embed(tight, face, "beef0123", still=True)
+    hull = face_mask(tight.shape[:2], face, blur=0) > 0.5
+    assert np.abs(marked.astype(np.float32) - tight).max(-1)[hull].mean() > 0.3
+    assert verify_frames("d19.jpg", [_jpeg_50(marked)], fa, still=True).marked
 
 
 def test_the_mark_is_aligned_to_the_landmarks_verify_finds_on_the_marked_face(d18, fa, monkeypatch):

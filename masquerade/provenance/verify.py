@@ -29,12 +29,17 @@ FILE_FALSE_ALARM = 1e-6
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.0
 READS_PER_FACE = 2 * len(wm.TIERS)  # each face is read in every tier, as it is and mirrored (a flipped video
-# keeps its mark; a rescaled one may have moved to the other tier's size)
+# keeps its mark; a rescaled one may have moved to the other tier's size); a picture's in the ring tiers too
 EDGE_READS = 2  # a face cut by the frame's edge is found twice: see `_landmarks`
 # chances per frame for an unmarked file to score
 LOOKS_PER_FRAME = EDGE_READS * wm.FINDER["max_faces"] * READS_PER_FACE
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
+
+
+def looks_per_frame(still: bool = False) -> int:
+    """Chances per frame (or picture) for an unmarked file to score: a picture is also read in the ring tiers."""
+    return LOOKS_PER_FRAME * (len(wm.TIERS) + len(wm.RING_TIERS)) // len(wm.TIERS) if still else LOOKS_PER_FRAME
 
 
 @dataclass
@@ -109,11 +114,11 @@ def strict_threshold(frames: int, faces_per_frame: int = LOOKS_PER_FRAME) -> flo
     return hi
 
 
-def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray) -> wm.FaceMark:
-    """The face's mark in every tier, as it is or mirrored, whichever reads strongest (each read counts as a
-    look: LOOKS_PER_FRAME)."""
-    direct = wm.read_mark(image, landmarks)
-    flipped = wm.read_mark(mirrored, mirror_landmarks(landmarks, image.shape[1]))
+def _read(image: np.ndarray, mirrored: np.ndarray, landmarks: np.ndarray, tiers: tuple) -> wm.FaceMark:
+    """The face's mark in each of `tiers`, as it is or mirrored, whichever reads strongest (each read counts as
+    a look: `looks_per_frame`)."""
+    direct = wm.read_mark(image, landmarks, tiers)
+    flipped = wm.read_mark(mirrored, mirror_landmarks(landmarks, image.shape[1]), tiers)
     return max(direct, flipped, key=lambda r: r.z_signature)
 
 
@@ -131,8 +136,8 @@ def _landmarks(fa: FaceAnalyzer, image: np.ndarray) -> list[np.ndarray]:
 
 
 def _certain(marked: int, checked: int, z_sum: np.ndarray, looks: int) -> bool:
-    """Marked beyond doubt after `checked` frames, with the false-alarm rate shared among `looks` tests,
-    and the model id readable: nothing more to learn from the frames not yet checked."""
+    """Marked beyond doubt after `checked` frames (of a video), with the false-alarm rate shared among `looks`
+    tests, and the model id readable: nothing more to learn from the frames not yet checked."""
     if marked < min_marked_frames(checked, alarm=FILE_FALSE_ALARM / looks):
         return False
     sig, _ = wm.bits_to_payload(z_sum)
@@ -165,18 +170,26 @@ def verify_file(
     path = Path(path)
     info = probe(path)  # raises InputError for missing files and non-media
     frames, looks = _frames_to_check(path, info, max_frames, all_frames)
-    result = verify_frames(path, frames, analyzer, early_stop=0 if all_frames else looks)
+    still = info.kind == "image"
+    result = verify_frames(path, frames, analyzer, early_stop=0 if all_frames or still else looks, still=still)
     result.credentials = read_manifest(path)
     return result
 
 
 def verify_frames(
-    path: str | Path, frames: Iterable[np.ndarray], analyzer: FaceAnalyzer | None = None, early_stop: int = 0
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    analyzer: FaceAnalyzer | None = None,
+    early_stop: int = 0,
+    still: bool = False,
 ) -> VerifyResult:
     """The verdict on these frames of `path` (what `verify` says, and what `swap` checks before it
     hands an output over). `early_stop`: at most this many frames will be looked at; stop as soon as the file
-    is marked at a false-alarm rate divided by that number (one test per look) and its model id is read."""
+    is marked at a false-alarm rate divided by that number (one test per look) and its model id is read.
+    `still`: the frames are pictures, also read in the ring tiers a picture may be marked in."""
     fa = analyzer or verify_analyzer()
+    tiers = wm.TIERS + wm.RING_TIERS if still else wm.TIERS
+    looks = looks_per_frame(still)
     checked = with_face = marked = 0
     z_sum = np.zeros(wm.N_BITS, np.float64)
     zs = []
@@ -185,7 +198,7 @@ def verify_frames(
         faces = _landmarks(fa, image)
         with_face += bool(faces)
         mirrored = np.ascontiguousarray(image[:, ::-1]) if faces else None
-        reads = [_read(image, mirrored, lm) for lm in faces]
+        reads = [_read(image, mirrored, lm, tiers) for lm in faces]
         best = max(reads, key=lambda r: r.z_signature, default=None)
         if best is not None:
             zs.append(best.z_signature)
@@ -198,7 +211,7 @@ def verify_frames(
                 break
     if checked == 0:
         raise InputError(path, "no frame could be read")
-    need = min_marked_frames(checked)
+    need = min_marked_frames(checked, faces_per_frame=looks)
     sig = code = None
     code_z = 0.0
     if marked:
@@ -206,7 +219,7 @@ def verify_frames(
         sig_v, code_v = wm.bits_to_payload(z_sum)
         sig = f"{sig_v:04x}"
         code = f"{code_v:04x}" if code_z >= MODEL_ID_Z else None  # a model id is right or not given
-    strong = bool(zs) and max(zs) > strict_threshold(checked)
+    strong = bool(zs) and max(zs) > strict_threshold(checked, looks)
     is_marked = (marked >= need or strong) and sig is not None and wm.signature_ok(int(sig, 16))
     return VerifyResult(
         path=str(path),

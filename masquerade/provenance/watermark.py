@@ -14,7 +14,8 @@ is marked in a 192 px crop (48 cells) instead. That mark has 2.25x as many cells
 z at the same strength, and its grain is finer: on the large faces of stills and HD video it is fainter
 (measured: 1.3-3.2 grey levels rms instead of 3.3-4.4 on d18, d6 and a still) and less coarse. In a video its
 cells stay at least MIN_CELL_PX frame pixels wide, as H.264 and downscaling take most of a finer mark; in a
-picture, STILL_MIN_CELL_PX. The
+picture, STILL_MIN_CELL_PX. A picture is marked around the face rather than on it when that reads
+well enough after JPEG and WebP 50 (`RING_TIERS`). The
 reader tries every tier (a face rescaled after marking may look like the other tier's size); each try counts
 as a look in `verify`'s false-alarm rule. Both sides align the crop to `mark_landmarks`.
 
@@ -71,6 +72,8 @@ class Tier:
 
     size: int
     target: float  # the z to embed for: a fine mark loses more to H.264 on smooth skin (measured on s29)
+    padding: float = PADDING  # of the face, on each side of the crop
+    ring: bool = False  # laid around the face (hair, ears, neck, background) and not on it: see RING_TIERS
 
     @property
     def cells(self) -> int:
@@ -81,6 +84,22 @@ class Tier:
 # target is higher. A 256 px tier (cells of 4 px on d18) was fainter still but lost two thirds of its z to a
 # CRF 28 re-encode on d18 and s29 (measured clean and re-encoded, with a 20-minute and the tests' model).
 TIERS = (Tier(SIZE, TARGET_Z), Tier(3 * SIZE // 2, 1.3 * TARGET_Z))
+# A picture is marked around the face rather than on it, when that reads well enough (`embed`): the same
+# patterns over a crop with 0.6 of the face's width on each side (cells as wide as the coarse tier's), masked to
+# a ring that leaves the face's hull out. On the smooth faces of stills the face mark showed as a mottle (face
+# SSIM, marked against unmarked, 0.966-0.978 on s0, s3 and d9); with the ring, 0.988-0.993. Not for video: there
+# the ring lies on a still background while it moves with the face, and H.264 at CRF 35 dropped it after the
+# keyframe (s29 53%, d18 37% of frames, where the face mark kept 83-100%).
+# Only in the coarse tier's cells: a fine ring (352 px) read 133-171 clean but 0.1-4.9 after JPEG or WebP 50 on
+# d30, s0 and s9, whose backgrounds are smooth or dark (the coarse ring: 4-12 at the same strength).
+RING_PADDING = 0.6
+# Around a face, plain walls and skies lie beside hair: the ring's energy follows the least texture within
+# RING_MASK_PX crop pixels (2 cells), down to RING_TEXTURE_FLOOR of the mean. With the face's texture weight
+# (blurred energy, floor 0.4) the ring showed as a mottle on the plain wall beside d9's and d30's hair.
+RING_TEXTURE_FLOOR = 0.1
+RING_MASK_PX = 9
+RING_SIZE = 4 * round(SIZE * (1 + 2 * RING_PADDING) / (1 + 2 * PADDING) / 4)  # 236: cells as wide as the coarse tier's
+RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
 REFINE_STEPS = 2  # see `mark_landmarks`
 EDGE_MARGIN = 0.25  # a face cut by the frame's edge is refined in the frame extended by this much of its box more
 # The mark moves dlib's landmarks on the face it is added to by about 1.5 px (mean of 68, d18 and s29), so
@@ -107,12 +126,12 @@ MIN_CELL_PX = 8.0
 STILL_MIN_CELL_PX = 2.0  # in a picture: JPEG and WebP at quality 50 leave cells of 2 px (s0, s3, s10)
 
 
-def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> Tier:
-    """The tier a face of this size is marked in: the finest whose cells are >= `min_cell_px` frame pixels."""
-    m = estimate_matrix(landmarks, SIZE, PADDING)
-    frame_px = CELL * frame_px_per_crop_px(m)  # a coarse cell, in frame px
-    fits = [t for t in TIERS if frame_px * SIZE / t.size >= min_cell_px]
-    return fits[-1] if fits else TIERS[0]
+def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX, tiers: tuple[Tier, ...] = TIERS) -> Tier:
+    """The tier a face of this size is marked in: the finest of `tiers` whose cells are >= `min_cell_px` frame
+    pixels."""
+    cell_px = {t: CELL * frame_px_per_crop_px(estimate_matrix(landmarks, t.size, t.padding)) for t in tiers}
+    fits = [t for t in tiers if cell_px[t] >= min_cell_px]
+    return fits[-1] if fits else tiers[0]
 
 
 def mark_landmarks(rgb: np.ndarray, landmarks: np.ndarray, steps: int = REFINE_STEPS) -> np.ndarray:
@@ -146,12 +165,29 @@ def extend_edges(rgb: np.ndarray, pad: int) -> np.ndarray:
 
 @cache
 def canonical_mask(tier: Tier = TIERS[0]) -> np.ndarray:
-    """The face mask of the mean face in the tier's aligned crop: where marks live, for any face."""
+    """The mask of the mean face in the tier's aligned crop: where marks live, for any face."""
     from masquerade.faces.align import crop_frame_matrix
     from masquerade.faces.mean_face import MEAN_FACE_68
 
-    points = transform_points(crop_frame_matrix(tier.size, PADDING), MEAN_FACE_68)
-    return face_mask((tier.size, tier.size), points, blur=_mask_blur(tier))
+    return _tier_mask(tier, transform_points(crop_frame_matrix(tier.size, tier.padding), MEAN_FACE_68))
+
+
+def _tier_mask(tier: Tier, points: np.ndarray) -> np.ndarray:
+    """The face's hull (68 points in crop pixels), or for a ring tier the crop less that hull (forehead
+    included), its feather kept outside the hull."""
+    if not tier.ring:
+        return face_mask((tier.size, tier.size), points, blur=_mask_blur(tier))
+    hole = face_mask((tier.size, tier.size), points, blur=int(0.04 * tier.size))
+    return np.clip(_square_mask(tier.size) - 2 * hole, 0, 1).astype(np.float32)
+
+
+@cache
+def _square_mask(size: int) -> np.ndarray:
+    """The whole crop, feathered at its border."""
+    b = int(0.06 * size)
+    m = np.zeros((size, size), np.float32)
+    m[b : size - b, b : size - b] = 1
+    return cv2.GaussianBlur(m, (0, 0), b / 2 + 1)
 
 
 def _mask_blur(tier: Tier) -> int:
@@ -216,9 +252,8 @@ def signature_ok(signature: int) -> bool:
 
 
 def _crop_geometry(landmarks: np.ndarray, tier: Tier) -> tuple[np.ndarray, np.ndarray]:
-    m = estimate_matrix(landmarks, tier.size, PADDING)
-    mask = face_mask((tier.size, tier.size), transform_points(m, landmarks), blur=_mask_blur(tier))
-    return m, mask
+    m = estimate_matrix(landmarks, tier.size, tier.padding)
+    return m, _tier_mask(tier, transform_points(m, landmarks))
 
 
 def embed(
@@ -246,10 +281,21 @@ def embed(
     the part of a larger frame around the face (`pixels`: the whole frame's pixel count, for the PSNR cap);
     it must hold the face's crop, as the mark is then exactly what it is on the whole frame. `slack`: embed for
     this many times the tier's target z at these landmarks (more when the reader will align the face less
-    exactly). `still`: the frame is a picture, not a frame of a video (finer cells are allowed).
+    exactly). `still`: the frame is a picture, not a frame of a video (finer cells are allowed, and the mark
+    is laid around the face, `RING_TIERS`, when it reads STILL_CODEC_Z there once saved as JPEG and WebP 50;
+    `region` does not limit that ring, and `frame` should be the whole picture).
     """
     landmarks = mark_landmarks(frame, landmarks)
-    args = (model_id, region, pixels, slack, still)
+    if still:
+        ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS))
+        if z >= STILL_CODEC_Z:  # else the face itself is marked, as a video frame is but fainter
+            return ring
+        return _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS))[0]
+    return _embed_aligned(frame, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
+
+
+def _embed_aligned(frame: np.ndarray, landmarks: np.ndarray, args: tuple) -> tuple:
+    """`_embed_at`, aligned again to the landmarks found on the marked face: (out, landmarks, gain, amp)."""
     out, gain, amp = _embed_at(frame, landmarks, *args)
     for _ in range(REALIGN_STEPS):
         seen = mark_landmarks(out, landmarks, REALIGN_REFINE)  # what verify will align to on the marked face
@@ -257,22 +303,32 @@ def embed(
             break
         landmarks = seen
         out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp)  # same strength: one read
-    if not still or gain is None:
-        return out
-    # A picture meets no video codec: fainter, as long as it still reads STILL_CODEC_Z once saved as JPEG/WebP 50.
-    z = codec_z(out, landmarks)
+    return out, landmarks, gain, amp
+
+
+def _embed_picture(frame: np.ndarray, landmarks: np.ndarray, args: tuple) -> tuple[np.ndarray, float]:
+    """A picture meets no video codec: marked as strongly as it needs to read STILL_CODEC_Z once saved as
+    JPEG and WebP 50, no more (fainter than a video frame's mark, or up to the ceiling when the codecs take
+    more of it). (marked picture, that z)."""
+    tiers = args[-1]
+    out, landmarks, gain, amp = _embed_aligned(frame, landmarks, args)
+    if gain is None:
+        return out, 0.0
+    z = codec_z(out, landmarks, tiers)
     for _ in range(STILL_FIT_STEPS):
-        if z < 1.3 * STILL_CODEC_Z or amp <= AMPLITUDE[0]:
+        fainter = z >= 1.3 * STILL_CODEC_Z
+        want = float(np.clip(amp * (1.2 * STILL_CODEC_Z / max(z, 1.0)) ** 0.8, *AMPLITUDE))
+        if (z >= STILL_CODEC_Z and not fainter) or abs(want - amp) < 0.05 * amp:  # fitted, or at a bound
             break
-        fainter, _, weaker = _embed_at(frame, landmarks, *args, gain=gain, amp=amp * (1.2 * STILL_CODEC_Z / z) ** 0.8)
-        z_fainter = codec_z(fainter, landmarks)
-        if z_fainter < STILL_CODEC_Z:
+        tried, _, want = _embed_at(frame, landmarks, *args, gain=gain, amp=want)
+        z_tried = codec_z(tried, landmarks, tiers)
+        if (z_tried < STILL_CODEC_Z) if fainter else (z_tried <= z):  # too faint now, or no better
             break
-        out, amp, z = fainter, weaker, z_fainter
-    return out
+        out, amp, z = tried, want, z_tried
+    return out, z
 
 
-def codec_z(frame: np.ndarray, landmarks: np.ndarray) -> float:
+def codec_z(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS) -> float:
     """The weakest signature z a picture's face reads once saved by each of STILL_CODECS, aligned as verify
     would align it: to landmarks found again on the saved picture (on some faces dlib's landmarks jump by
     pixels when the mark changes: s10's by 4 px, for which verify read z 4.5 where the embed's own alignment
@@ -284,7 +340,7 @@ def codec_z(frame: np.ndarray, landmarks: np.ndarray) -> float:
             cv2.imdecode(cv2.imencode(ext, bgr, [flag, quality])[1], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
         )
         seen = mark_landmarks(back, landmarks)
-        zs.append(max(read_face(back, seen, tier).z_signature for tier in TIERS))
+        zs.append(max(read_face(back, seen, tier).z_signature for tier in tiers))
     return min(zs)
 
 
@@ -296,18 +352,19 @@ def _embed_at(
     pixels: int | None,
     slack: float,
     still: bool,
+    tiers: tuple[Tier, ...],
     gain: float | None = None,
     amp: float | None = None,
 ) -> tuple[np.ndarray, float | None, float]:
     """`embed` aligned to exactly these landmarks: (marked frame, z per unit pattern coefficient, amplitude).
     `gain`: that z per unit as measured at landmarks a pixel or so away (it is the same; one read saved).
     `amp`: embed at this amplitude rather than the one that reaches the tier's target z."""
-    tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX)
+    tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX, tiers)
     target = tier.target * slack
     geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     crop = cv2.warpAffine(gray, m, (tier.size, tier.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    weight = texture_weight(crop, mask) * mask
+    weight = (_ring_weight(crop, mask) if tier.ring else texture_weight(crop, mask)) * mask
     h, w = frame.shape[:2]
     inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
@@ -360,6 +417,16 @@ def texture_weight(crop: np.ndarray, mask: np.ndarray, band: np.ndarray | None =
     energy = np.sqrt(cv2.GaussianBlur(band**2, (0, 0), 4.0))
     mean = float((energy * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6
     w = np.clip(energy / mean, 0.4, 2.5)
+    return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
+
+
+def _ring_weight(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Like `texture_weight`, but the texture at a pixel is the least within a cell or two of it: an edge
+    (hair against a plain wall) does not hide a mark on the flat side next to it."""
+    energy = np.sqrt(cv2.GaussianBlur(_bandpass(crop) ** 2, (0, 0), 2.0))
+    energy = cv2.GaussianBlur(cv2.erode(energy, np.ones((RING_MASK_PX, RING_MASK_PX), np.uint8)), (0, 0), 2.0)
+    mean = float((energy * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6
+    w = np.clip(energy / mean, RING_TEXTURE_FLOOR, 2.5)
     return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
 
 
@@ -419,11 +486,12 @@ def read_face(
     return FaceMark(z[:N_BITS].astype(np.float32), z_sig, z[N_BITS:].astype(np.float32), sigma)
 
 
-def read_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
-    """The face's mark as `embed` aligned it (`mark_landmarks`), read in every tier: the strongest read.
-    Each tier is a look for the false-alarm rate: `false_positive_rate() * len(TIERS)` per face."""
+def read_mark(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS) -> FaceMark:
+    """The face's mark as `embed` aligned it (`mark_landmarks`), read in each of `tiers` (a picture's: TIERS +
+    RING_TIERS): the strongest read. Each tier is a look for the false-alarm rate:
+    `false_positive_rate() * len(tiers)` per face."""
     landmarks = mark_landmarks(frame, landmarks)
-    return max((read_face(frame, landmarks, tier) for tier in TIERS), key=lambda r: r.z_signature)
+    return max((read_face(frame, landmarks, tier) for tier in tiers), key=lambda r: r.z_signature)
 
 
 def t_sf(t: float, dof: int) -> float:

@@ -277,7 +277,13 @@ class Swapper:
         with self.clock("composite"):
             swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred)
         with self.clock("mark"):
-            frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0), still)
+            if still:  # a picture's mark may lie around the face (`watermark.RING_TIERS`): the whole picture
+                frame[y0:y1, x0:x1] = swapped
+                whole = np.zeros(frame.shape[:2], np.float32)
+                whole[y0:y1, x0:x1] = region
+                frame[:] = self._mark(frame, frame, box, lms, whole, (0, 0), still)
+            else:
+                frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0))
 
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray

@@ -98,7 +98,7 @@ def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], r
     else:
         wanted = set(picks)
         frames = (fr.image for fr in read_frames(path) if fr.index in wanted)
-    res = verify_frames(out, frames, swapper.mark_finder)
+    res = verify_frames(out, frames, swapper.mark_finder, still=is_image_path(out))
     if not res.marked:
         found = f"{res.frames_marked} of {res.frames_checked} swapped frames marked"
         if res.frames_with_face < res.frames_checked / 2:  # the mark is anchored to a face verify must find
