@@ -88,7 +88,7 @@ def still_row(model, path, work, fa) -> dict:
     for ext, q in ((".png", 95), (".jpg", 90)):
         dst = work / f"{path.stem}{ext}"
         write_image(dst, out, quality=q)
-        r = verify_frames(dst, [read_image(dst)], fa)
+        r = verify_frames(dst, [read_image(dst)], fa, still=True)  # a picture: read in the ring tier too
         row[f"marked{ext}"] = r.marked
         row[f"z{ext}"] = round(r.mean_z, 2)
     return row
