@@ -288,13 +288,15 @@ def embed(
     landmarks = mark_landmarks(frame, landmarks)
     if still:
         ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS))
-        if z >= STILL_CODEC_Z:  # else the face itself is marked, as a video frame is but fainter
+        if z >= STILL_CODEC_Z:  # else the face itself is marked, as strongly as the codecs need
             return ring
         return _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS))[0]
     return _embed_aligned(frame, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
 
 
-def _embed_aligned(frame: np.ndarray, landmarks: np.ndarray, args: tuple) -> tuple:
+def _embed_aligned(
+    frame: np.ndarray, landmarks: np.ndarray, args: tuple
+) -> tuple[np.ndarray, np.ndarray, float | None, float]:
     """`_embed_at`, aligned again to the landmarks found on the marked face: (out, landmarks, gain, amp)."""
     out, gain, amp = _embed_at(frame, landmarks, *args)
     for _ in range(REALIGN_STEPS):
