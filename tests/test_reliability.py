@@ -129,6 +129,23 @@ def test_swap_refuses_to_hand_over_an_output_whose_mark_is_gone(model_dir, d18, 
     assert not out.exists() and not list(tmp_path.glob(".*"))  # nothing under the user's name, no debris
 
 
+@pytest.mark.parametrize(("name", "advice"), [("o.png", "train longer"), ("o.jpg", "try a PNG output")])
+def test_a_picture_whose_mark_is_gone_is_refused_with_advice_that_fits(
+    model_dir, d19, tmp_path, monkeypatch, name, advice
+):
+    from masquerade.core.errors import MasqueradeError
+    from masquerade.media import read_frames, write_image
+    from masquerade.provenance import watermark
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+    from masquerade.swap.run import swap_images
+
+    write_image(tmp_path / "in.png", next(read_frames(d19)).image)
+    monkeypatch.setattr(watermark, "embed", lambda frame, *a, **k: frame)  # a mark verify cannot find again
+    with pytest.raises(MasqueradeError, match=advice):
+        swap_images(Swapper(model_dir, SwapOptions(to="b", swap_all=True)), tmp_path / "in.png", tmp_path / name)
+    assert not (tmp_path / name).exists()
+
+
 def test_a_crf_that_destroys_the_mark_is_refused_up_front(model_dir, d18, tmp_path):
     one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--crf", "51"), 2, "--crf")
     assert not (tmp_path / "o.mp4").exists()

@@ -302,6 +302,11 @@ def swap_images(
     report = SwapReport(str(out), warnings=[])
     text = synthetic_label(swapper.model.model_id)
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
+        hint = (
+            "the swapped face is too blurry to be aligned again exactly: train longer (see its previews)"
+            if dst.suffix.lower() == ".png"
+            else "try a PNG output"
+        )
         img = read_image(src)
         swapper.reset()  # each image on its own
         after = swapper.swap_frame(img, still=True)
@@ -310,8 +315,8 @@ def swap_images(
         report.frames_swapped += int(changed)
         swapped_at = [0] if changed else []
 
-        def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at) -> None:
-            _read_back(swapper, tmp, dst, swapped_at, report, "try a PNG output")
+        def check(tmp: Path, dst: Path = dst, swapped_at: list[int] = swapped_at, hint: str = hint) -> None:
+            _read_back(swapper, tmp, dst, swapped_at, report, hint)
             sign_output(tmp, dst, swapper, credentials, report)
 
         write_image(dst, draw_tag(after) if label else after, label=text, check=check)
