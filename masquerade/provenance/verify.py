@@ -28,18 +28,19 @@ FILE_FALSE_ALARM = 1e-6
 # The model id is reported only when its weakest bit's combined z reaches this: each bit is then wrong with
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.0
-READS_PER_FACE = 2 * len(wm.TIERS)  # each face is read in every tier, as it is and mirrored (a flipped video
-# keeps its mark; a rescaled one may have moved to the other tier's size); a picture's in the ring tiers too
 EDGE_READS = 2  # a face cut by the frame's edge is found twice: see `_landmarks`
-# chances per frame for an unmarked file to score
-LOOKS_PER_FRAME = EDGE_READS * wm.FINDER["max_faces"] * READS_PER_FACE
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
 
 
-def looks_per_frame(still: bool = False) -> int:
-    """Chances per frame (or picture) for an unmarked file to score: a picture is also read in the ring tiers."""
-    return LOOKS_PER_FRAME * (len(wm.TIERS) + len(wm.RING_TIERS)) // len(wm.TIERS) if still else LOOKS_PER_FRAME
+def looks_per_frame(tiers: tuple[wm.Tier, ...] = wm.TIERS) -> int:
+    """Chances per frame for an unmarked file to score: each face found (up to 3 windows, twice when cut by the
+    frame's edge) is read in each of `tiers` (a picture's include the ring), as it is and mirrored (a flipped
+    video keeps its mark; a rescaled one may have moved to the other tier's size)."""
+    return EDGE_READS * wm.FINDER["max_faces"] * 2 * len(tiers)
+
+
+LOOKS_PER_FRAME = looks_per_frame()  # a video's
 
 
 @dataclass
@@ -189,7 +190,7 @@ def verify_frames(
     `still`: the frames are pictures, also read in the ring tiers a picture may be marked in."""
     fa = analyzer or verify_analyzer()
     tiers = wm.TIERS + wm.RING_TIERS if still else wm.TIERS
-    looks = looks_per_frame(still)
+    looks = looks_per_frame(tiers)
     checked = with_face = marked = 0
     z_sum = np.zeros(wm.N_BITS, np.float64)
     zs = []

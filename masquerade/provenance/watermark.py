@@ -129,8 +129,8 @@ STILL_MIN_CELL_PX = 2.0  # in a picture: JPEG and WebP at quality 50 leave cells
 def tier_for(landmarks: np.ndarray, min_cell_px: float = MIN_CELL_PX, tiers: tuple[Tier, ...] = TIERS) -> Tier:
     """The tier a face of this size is marked in: the finest of `tiers` whose cells are >= `min_cell_px` frame
     pixels."""
-    cell_px = {t: CELL * frame_px_per_crop_px(estimate_matrix(landmarks, t.size, t.padding)) for t in tiers}
-    fits = [t for t in tiers if cell_px[t] >= min_cell_px]
+    face_px = frame_px_per_crop_px(estimate_matrix(landmarks, SIZE, PADDING)) * SIZE / (1 + 2 * PADDING)
+    fits = [t for t in tiers if CELL * face_px * (1 + 2 * t.padding) / t.size >= min_cell_px]  # a cell, frame px
     return fits[-1] if fits else tiers[0]
 
 
@@ -416,10 +416,7 @@ def _bit_gains() -> np.ndarray:
 def texture_weight(crop: np.ndarray, mask: np.ndarray, band: np.ndarray | None = None) -> np.ndarray:
     """Local texture of the face in the mark's band, as a weight with mean 1 inside the mask (0.4 to 2.5)."""
     band = _bandpass(crop) if band is None else band
-    energy = np.sqrt(cv2.GaussianBlur(band**2, (0, 0), 4.0))
-    mean = float((energy * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6
-    w = np.clip(energy / mean, 0.4, 2.5)
-    return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
+    return _as_weight(np.sqrt(cv2.GaussianBlur(band**2, (0, 0), 4.0)), mask, floor=0.4)
 
 
 def _ring_weight(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -427,8 +424,13 @@ def _ring_weight(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     (hair against a plain wall) does not hide a mark on the flat side next to it."""
     energy = np.sqrt(cv2.GaussianBlur(_bandpass(crop) ** 2, (0, 0), 2.0))
     energy = cv2.GaussianBlur(cv2.erode(energy, np.ones((RING_MASK_PX, RING_MASK_PX), np.uint8)), (0, 0), 2.0)
+    return _as_weight(energy, mask, floor=RING_TEXTURE_FLOOR)
+
+
+def _as_weight(energy: np.ndarray, mask: np.ndarray, floor: float) -> np.ndarray:
+    """Local texture energy as a weight: `floor` to 2.5 times its mean inside the mask, then mean 1 there."""
     mean = float((energy * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6
-    w = np.clip(energy / mean, RING_TEXTURE_FLOOR, 2.5)
+    w = np.clip(energy / mean, floor, 2.5)
     return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
 
 
