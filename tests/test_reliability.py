@@ -35,6 +35,7 @@ def one_line_error(p, code=2, *words):
         ("config.json", "{not json", "corrupt model config"),
         ("config.json", "[1, 2]", "not a masquerade model config"),
         ("config.json", "REPLACE:size:7", "size must be"),
+        ("config.json", "REPLACE:lift:7", "lift must be"),
         ("config.json", "REPLACE:model:nope", "unknown model"),
         ("config.json", "REPLACE:identity:{}", None),  # an empty identity map is allowed (no auto side choice)
         ("state.json", '{"iteration": "ten"}', "training state"),

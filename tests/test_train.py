@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -354,3 +355,36 @@ def test_training_faces_carry_their_expression_bins(facesets):
 
     side = load_side([facesets[1]], 128)
     assert side.bins is not None and side.bins.shape == (len(side),)
+
+
+def test_training_sees_a_lifted_crop_exactly_where_swap_cuts_it():
+    """A model trained with `lift` is shown the same square of a face as swap later cuts from the frame."""
+    import cv2
+
+    from masquerade.faces.align import crop_face, estimate_matrix, transform_points
+    from masquerade.faces.mean_face import MEAN_FACE_68
+    from masquerade.train.augment import AugmentConfig
+    from masquerade.train.data import SideData, fixed_batch, sample_batch
+
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    frame = 127 + 100 * np.stack([np.sin(xx / 25.0), np.cos(yy / 20.0), np.sin((xx + yy) / 30.0)], -1)
+    frame = cv2.GaussianBlur(frame, (0, 0), 1.5).astype(np.uint8)
+    face = MEAN_FACE_68 * 180 + np.array([230.0, 150.0])
+    cached = crop_face(frame, estimate_matrix(face, 256, 0.3), 256)
+    side = SideData(
+        torch.from_numpy(cached).permute(2, 0, 1)[None].contiguous(),
+        torch.full((1, 2, 256, 256), 255, dtype=torch.uint8),
+        0.3,
+        np.zeros(128, np.float32),
+    )
+    for lift in (0.0, 0.1):
+        seen = fixed_batch(side, 1, 64, 0.15, lift)[0][0].permute(1, 2, 0).numpy() * 255
+        cut = crop_face(frame, estimate_matrix(face, 64, 0.15, lift), 64).astype(np.float32)
+        assert np.abs(seen - cut)[4:-4, 4:-4].mean() < 6.0, lift
+        still = AugmentConfig(rotation=0, zoom=0, shift=0, flip=0, warp=0, lab_l=0, lab_ab=0)
+        _, target, _, _ = sample_batch(
+            side, 1, 64, 0.15, still, torch.Generator().manual_seed(0), torch.device("cpu"), lift
+        )
+        assert np.abs(target[0].permute(1, 2, 0).numpy() * 255 - seen).max() < 1.0  # augmentation, un-jittered
+    brow = transform_points(estimate_matrix(face, 64, 0.15, 0.1), face[17:27])[:, 1].min()
+    assert brow > transform_points(estimate_matrix(face, 64, 0.15), face[17:27])[:, 1].min() + 4  # more room above

@@ -167,7 +167,7 @@ def reconstruction(model_dir: str | Path, max_faces: int = 64) -> dict:
         except InputError:
             out[side] = {"n": 0}
             continue
-        x = fixed_batch(data, max_faces, cfg.size, cfg.padding)[0]
+        x = fixed_batch(data, max_faces, cfg.size, cfg.padding, cfg.lift)[0]
         y = lm.net(x, side)[:, :3]
         ssim = ssim_map(y, x).mean((1, 2, 3))
         psnr = [M.psnr(a, b) for a, b in zip(y.numpy(), x.numpy(), strict=True)]

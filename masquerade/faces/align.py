@@ -39,16 +39,19 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, t[:, None]])
 
 
-def crop_frame_matrix(size: int, padding: float) -> np.ndarray:
-    """Matrix from mean-face units (unit square) to pixels of a `size` crop with `padding`."""
+def crop_frame_matrix(size: int, padding: float, lift: float = 0.0) -> np.ndarray:
+    """Matrix from mean-face units (unit square) to pixels of a `size` crop with `padding`, moved up by `lift`
+    (in the same units: more room above the brows, less below the chin)."""
     k = size / (1 + 2 * padding)
-    return np.array([[k, 0, padding * k], [0, k, padding * k]], np.float64)
+    return np.array([[k, 0, padding * k], [0, k, (padding + lift) * k]], np.float64)
 
 
-def estimate_matrix(landmarks: np.ndarray, size: int = 256, padding: float = DEFAULT_PADDING) -> np.ndarray:
+def estimate_matrix(
+    landmarks: np.ndarray, size: int = 256, padding: float = DEFAULT_PADDING, lift: float = 0.0
+) -> np.ndarray:
     """The 2x3 frame -> crop matrix that puts these landmarks on the mean face, centred and upright."""
     to_unit = umeyama(landmarks[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS])
-    return compose(crop_frame_matrix(size, padding), to_unit)
+    return compose(crop_frame_matrix(size, padding, lift), to_unit)
 
 
 def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -191,7 +191,7 @@ def _is_num(v: object) -> bool:
 
 # -- the model's config ----------------------------------------------------------------------------------
 FORMAT = "masquerade-model"
-ARCH_KEYS = ("model", "size", "padding", "mask")  # what the weights' shapes and the crop depend on
+ARCH_KEYS = ("model", "size", "padding", "lift", "mask")  # what the weights' shapes and the crop depend on
 SIZE_RANGE = (16, 1024)  # model input/output side in pixels
 
 
@@ -209,6 +209,7 @@ class ModelConfig:
     mask: bool
     model_id: str
     version: str = ""
+    lift: float = 0.0  # the crop moved up (faces.align.crop_frame_matrix); 0 for models made before it existed
     holdout_every: int = 10
     facesets: dict[str, list[str]] = field(default_factory=dict)
     identity: dict[str, list[float]] = field(default_factory=dict)
@@ -239,6 +240,8 @@ class ModelConfig:
             raise bad(f"size must be an integer from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}")
         if not _is_num(d.get("padding")) or not 0 <= d["padding"] <= 1:
             raise bad("padding must be a number from 0 to 1")
+        if not _is_num(d.get("lift", 0.0)) or not -0.5 <= d.get("lift", 0.0) <= 0.5:
+            raise bad("lift must be a number from -0.5 to 0.5")
         if not isinstance(d.get("mask"), bool):
             raise bad("mask must be true or false")
         if not isinstance(d.get("model_id"), str) or not re.fullmatch(r"[0-9a-f]{4,64}", d["model_id"]):

@@ -139,6 +139,7 @@ class Swapper:
         self.chosen_by = "" if self.to is None else "--to"
         self.size = self.model.config.size
         self.padding = self.model.config.padding
+        self.lift = self.model.config.lift
         self.identity = self.model.identity
         need_emb = not self.opts.swap_all or self.to is None
         self.analyzer = FaceAnalyzer(
@@ -212,7 +213,7 @@ class Swapper:
             chosen = [f for f in fs if self._is_source(f)]
             smoothed = self.smoother([f.landmarks for f in chosen])
             for f, lms in zip(chosen, smoothed, strict=True):
-                m = estimate_matrix(lms, self.size, self.padding)
+                m = estimate_matrix(lms, self.size, self.padding, self.lift)
                 jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size)))
         out = [f.copy() for f in frames]
         if not jobs:

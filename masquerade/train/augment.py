@@ -63,10 +63,11 @@ def base_grid(n: int, size: int, device=None) -> torch.Tensor:
     return F.affine_grid(eye, (n, 1, size, size), align_corners=False)
 
 
-def apply_affine(grid: torch.Tensor, theta: torch.Tensor, scale: float) -> torch.Tensor:
-    """Map output grid points through `scale` (model crop -> cached crop) and the random affine."""
-    pts = grid * scale
-    return torch.einsum("nij,nhwj->nhwi", theta[:, :, :2], pts) + theta[:, None, None, :, 2]
+def apply_affine(grid: torch.Tensor, theta: torch.Tensor, scale: float, shift: float = 0.0) -> torch.Tensor:
+    """Map output grid points through `scale` (model crop -> cached crop), the random affine (about the model
+    crop's centre), and `shift`, where the model crop's centre lies below the cached crop's (normalised units)."""
+    pts = torch.einsum("nij,nhwj->nhwi", theta[:, :, :2], grid * scale) + theta[:, None, None, :, 2]
+    return pts + torch.tensor([0.0, shift], device=pts.device) if shift else pts
 
 
 def color_jitter(rgb: torch.Tensor, u: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
@@ -80,10 +81,17 @@ def color_jitter(rgb: torch.Tensor, u: torch.Tensor, cfg: AugmentConfig) -> torc
 
 
 def make_pair(
-    src: torch.Tensor, weight: torch.Tensor, size: int, scale: float, cfg: AugmentConfig, gen: torch.Generator
+    src: torch.Tensor,
+    weight: torch.Tensor,
+    size: int,
+    scale: float,
+    cfg: AugmentConfig,
+    gen: torch.Generator,
+    shift: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From cached faces (N, 3, H, W) in [0, 1] and their loss weights (N, C, H, W), make
-    (warped input, target, target weights) at `size`; `scale` = model crop width / cached crop width.
+    (warped input, target, target weights) at `size`; `scale` = model crop width / cached crop width, `shift`:
+    the model crop's centre below the cached one's, in grid_sample's units (negative: above).
 
     Input and target share the affine and the colour jitter; only the input is grid-warped. Without the warp
     (`cfg.warp == 0`, the late phase) the input is the target itself, sampled and jittered once.
@@ -91,14 +99,14 @@ def make_pair(
     n = src.shape[0]
     theta = random_affine(n, cfg, gen, src.device)
     grid = base_grid(n, size, src.device)
-    tgt_grid = apply_affine(grid, theta, scale)
+    tgt_grid = apply_affine(grid, theta, scale, shift)
     sample = dict(mode="bilinear", align_corners=False)
     target = F.grid_sample(src, tgt_grid, padding_mode="border", **sample)
     w = F.grid_sample(weight, tgt_grid, padding_mode="zeros", **sample)
     if not cfg.warp:
         target = color_jitter(target, torch.rand(n, 4, generator=gen, device=src.device) * 2 - 1, cfg)
         return target, target, w
-    in_grid = apply_affine(grid + warp_field(n, size, cfg, gen, src.device), theta, scale)
+    in_grid = apply_affine(grid + warp_field(n, size, cfg, gen, src.device), theta, scale, shift)
     warped = F.grid_sample(src, in_grid, padding_mode="border", **sample)
     u = torch.rand(n, 4, generator=gen, device=src.device) * 2 - 1
     both = color_jitter(torch.cat([warped, target]), torch.cat([u, u]), cfg)

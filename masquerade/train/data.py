@@ -122,24 +122,34 @@ def sample_batch(
     cfg: AugmentConfig,
     gen: torch.Generator,
     device: torch.device,
+    lift: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(warped input, target, loss weight, mask) for n random faces, each (n, C, size, size) on `device`."""
+    """(warped input, target, loss weight, mask) for n random faces, each (n, C, size, size) on `device`;
+    the model's crop has `model_padding` and `lift` (see `faces.align.crop_frame_matrix`)."""
     idx = torch.randint(len(data), (n,), generator=gen)
     src = data.images[idx].to(device, non_blocking=True).float() / 255
     wts = data.weights[idx].to(device, non_blocking=True).float() / 255
-    scale = (1 + 2 * model_padding) / (1 + 2 * data.padding)
-    warped, target, w = make_pair(src, wts, size, scale, cfg, gen if device.type == "cpu" else None)
+    scale, shift = _placement(data, model_padding, lift)
+    warped, target, w = make_pair(src, wts, size, scale, cfg, gen if device.type == "cpu" else None, shift)
     return warped, target, w[:, :1] * (1 + FEATURE_BOOST), w[:, 1:2]
 
 
-def fixed_batch(data: SideData, n: int, size: int, model_padding: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _placement(data: SideData, model_padding: float, lift: float) -> tuple[float, float]:
+    """Where the model's crop lies in the cached one: (its width over the cached width, its centre's offset
+    in grid_sample's units, negative when lifted)."""
+    return (1 + 2 * model_padding) / (1 + 2 * data.padding), -2 * lift / (1 + 2 * data.padding)
+
+
+def fixed_batch(
+    data: SideData, n: int, size: int, model_padding: float, lift: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n evenly spaced faces, unaugmented, at the model's crop, and their loss weights (for previews, the
     held-out loss and evaluation)."""
     idx = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
     src = torch.cat([data.images[idx], data.weights[idx, :1]], 1).float() / 255
-    scale = (1 + 2 * model_padding) / (1 + 2 * data.padding)
+    scale, shift = _placement(data, model_padding, lift)
     grid = F.affine_grid(
-        torch.tensor([[scale, 0, 0], [0, scale, 0]]).expand(len(idx), 2, 3), (len(idx), 4, size, size), False
+        torch.tensor([[scale, 0, 0], [0, scale, shift]]).expand(len(idx), 2, 3), (len(idx), 4, size, size), False
     )
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out[:, :3].contiguous(), out[:, 3:] * (1 + FEATURE_BOOST)
