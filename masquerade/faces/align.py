@@ -49,7 +49,7 @@ def crop_frame_matrix(size: int, padding: float, lift: float = 0.0) -> np.ndarra
 def estimate_matrix(
     landmarks: np.ndarray, size: int = 256, padding: float = DEFAULT_PADDING, lift: float = 0.0
 ) -> np.ndarray:
-    """The 2x3 frame -> crop matrix that puts these landmarks on the mean face, centred and upright."""
+    """The 2x3 frame -> crop matrix that puts these landmarks on the mean face, upright, centred (or `lift`ed)."""
     to_unit = umeyama(landmarks[ALIGN_POINTS], MEAN_FACE_68[ALIGN_POINTS])
     return compose(crop_frame_matrix(size, padding, lift), to_unit)
 
