@@ -1,6 +1,7 @@
 """Alignment math: Umeyama recovers similarities; crops warp back into the frame within a pixel."""
 
 import numpy as np
+import pytest
 
 from masquerade.faces.align import (
     compose,
@@ -56,9 +57,10 @@ def test_crop_warps_back_into_the_frame_within_one_pixel():
     assert abs(xs.mean() - 241) < 1.0 and abs(ys.mean() - 171) < 1.0
 
 
-def test_recrop_is_a_sub_crop():
+@pytest.mark.parametrize("lift", [0.0, 0.07])
+def test_recrop_is_a_sub_crop(lift):
     face = transform_points(_similarity(160.0, 5.0, 220.0, 180.0), MEAN_FACE_68)
     wide = estimate_matrix(face, 256, 0.3)
-    tight = estimate_matrix(face, 64, 0.15)
-    via = compose(recrop_matrix(256, 0.3, 64, 0.15), wide)
+    tight = estimate_matrix(face, 64, 0.15, lift=lift)
+    via = compose(recrop_matrix(256, 0.3, 64, 0.15, lift_to=lift), wide)
     assert np.allclose(via, tight, atol=1e-6)

@@ -65,9 +65,13 @@ def invert(m: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(m, np.float64))
 
 
-def recrop_matrix(size_from: int, pad_from: float, size_to: int, pad_to: float) -> np.ndarray:
-    """Matrix taking a crop (size_from, pad_from) to the crop (size_to, pad_to) of the same face."""
-    return compose(crop_frame_matrix(size_to, pad_to), invert(crop_frame_matrix(size_from, pad_from)))
+def recrop_matrix(
+    size_from: int, pad_from: float, size_to: int, pad_to: float, lift_from: float = 0.0, lift_to: float = 0.0
+) -> np.ndarray:
+    """Matrix taking a crop (size_from, pad_from, lift_from) to the crop (size_to, pad_to, lift_to) of the same face."""
+    return compose(
+        crop_frame_matrix(size_to, pad_to, lift_to), invert(crop_frame_matrix(size_from, pad_from, lift_from))
+    )
 
 
 def frame_px_per_crop_px(m: np.ndarray) -> float:
