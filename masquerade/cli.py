@@ -196,8 +196,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=d.anneal,
         metavar="F",
-        help="with --minutes or --iterations, lower the learning rate along a cosine over the last F of the run "
-        f"({d.anneal:g}: constant)",
+        help="with --minutes or --iterations, lower the learning rate along a cosine over the last F of the run, "
+        f"so it ends on settled weights ({d.anneal:g}; 0: constant)",
     )
     p.add_argument(
         "--unwarp",

@@ -62,6 +62,15 @@ def test_lr_schedule():
     assert lr_at(1.0, 1.0, 0.0) == 1.0  # anneal 0: constant
 
 
+def test_a_run_with_a_known_end_anneals_its_rate_over_its_last_quarter_by_default(facesets, tmp_path):
+    out = tmp_path / "m"
+    train([facesets[0]], [facesets[1]], out, TrainConfig(iterations=20, batch_size=2, save_every=100))
+    lr = model_entry("lite").lr
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in log] == [10, 20]
+    assert log[0]["lr"] == lr and log[1]["lr"] < 0.2 * lr  # the 20th step lies 80% into the last quarter
+
+
 def test_the_last_share_of_a_run_trains_without_the_warp(tmp_path, facesets, monkeypatch):
     warps = []
     real = loop.sample_batches

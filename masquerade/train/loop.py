@@ -56,7 +56,9 @@ class TrainConfig:
     mask: bool = False
     batch_size: int | None = None  # None: the model's own default (models/registry)
     lr: float | None = None  # None: the model's own default
-    anneal: float = 0.0  # share of a run with a known end (--minutes/--iterations) whose lr is annealed
+    # The last quarter of a run with a known end (--minutes/--iterations) lowers the lr along a cosine, so the run
+    # ends on settled weights: B's own faces rebuilt nearer B and the swap nearer B on d6:d3, s29:s20 and d18:d19
+    anneal: float = 0.25
     unwarp: float = 0.25  # share at the end of such a run trained without the grid warp (pose jitter only)
     # DSSIM weighs 3x the L1 loss, as in DeepFaceLab's, where structure dominates: at 10 CPU-minutes B's own faces
     # rebuilt by B's decoder came nearer B on d18:d19, d6:d3 and s29:s20 (0.326/0.413/0.367 -> 0.319/0.395/0.347)
@@ -158,8 +160,7 @@ def lr_at(progress: float, lr: float, anneal: float, floor: float = 0.05) -> flo
     """Full rate, then a cosine anneal to `floor` * lr over the last `anneal` share of a run.
 
     Why: a time-boxed run (--minutes) should end on settled weights, and a high rate's last steps are noisy.
-    Off by default: at 5 and 10 CPU-minutes it measured no clear gain (bench/results.md). A resumed run starts
-    again at full rate (a warm restart).
+    A resumed run starts again at full rate (a warm restart).
     """
     if anneal <= 0 or progress <= 1 - anneal:
         return lr
