@@ -6,6 +6,10 @@ import torch
 
 from masquerade.core.errors import InputError
 
+# torch's own choice of CPU threads for this process (its physical cores, or OMP_NUM_THREADS), read once when
+# masquerade is imported, before any stage changes it: what "all cores" means (see `train`'s --threads 0)
+START_THREADS = torch.get_num_threads()
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """`auto` takes CUDA when present, else the CPU; asking for CUDA without one is a user error."""
