@@ -360,10 +360,12 @@ def _train_locked(
             setattr(cfg, k, getattr(config, k))
         cfg.holdout_every = config.holdout_every
     cfg = cfg.with_model_defaults()
-    # Always set: torch's thread count belongs to the process, and a Swapper made earlier in it (the web UI's
-    # live view, a script or bench that swaps, then trains on) leaves 1, which halved training (121 -> 70 samples/s)
+    # Always set, and kept (below): torch's thread count belongs to the process, and a Swapper made in it before
+    # or during the run (the web UI's live view, a script or bench that swaps, then trains on) sets 1, which
+    # halved training (121 -> 70 samples/s)
     shared = max(1, (os.cpu_count() or 1) // dist.local_world)  # processes on one machine share its cores
-    torch.set_num_threads(cfg.threads or (shared if dist.enabled else START_THREADS))
+    threads = cfg.threads or (shared if dist.enabled else START_THREADS)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
 
     work = 2 * cfg.size
@@ -467,6 +469,8 @@ def _train_locked(
                 g["lr"] = lr
             # the late phase without the warp: the decoders then see the faces they will be asked to paint
             late = cfg.unwarp > 0 and progress_frac >= 1 - cfg.unwarp
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
             batches = sample_batches(data, cfg, gen, device, layout, unwarped if late else None)
             la, lb = train_step(step_model, opt, batches, cfg, scaler, dist)
             if not (math.isfinite(la) and math.isfinite(lb)):
