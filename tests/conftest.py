@@ -77,8 +77,8 @@ def model_dir(tmp_path_factory, facesets) -> Path:
     from masquerade.train.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("models") / "m"
-    # threads pinned: a Swapper sets torch's thread count for the process, and the model must not depend on
-    # whether one ran before this fixture (a different thread count sums in a different order)
+    # threads pinned: the model must not depend on the machine's core count (a different thread count sums in a
+    # different order); `train` sets them itself, whatever a Swapper made before this fixture left
     cfg = TrainConfig(iterations=100, save_every=50, preview_every=50, anneal=0.2, threads=2)
     train([facesets[0]], [facesets[1]], out, cfg)
     return out
