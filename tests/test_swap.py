@@ -7,6 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from masquerade.faces import FaceAnalyzer
 from masquerade.faces.mask import face_mask
@@ -61,6 +62,28 @@ def test_swap_frame_api_leaves_the_rest_bit_exact(model_dir, d18):
     w = x1 - x0
     assert xs.min() > x0 - 0.5 * w and xs.max() < x1 + 0.5 * w and ys.min() > y0 - 0.8 * w and ys.max() < y1 + 0.5 * w
     assert changed.sum() > 0.3 * w * w
+
+
+def test_a_swapper_renders_on_one_thread_and_leaves_the_process_threads_as_it_found_them(model_dir, d18, monkeypatch):
+    frame = next(read_frames(d18)).image
+    seen = []
+    render = Swapper._run_model
+
+    def render_and_count(self, crops):
+        seen.append(torch.get_num_threads())
+        return render(self, crops)
+
+    monkeypatch.setattr(Swapper, "_run_model", render_and_count)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what a training run in the same process (the web UI, a script) works with
+    try:
+        sw = Swapper(model_dir, SwapOptions(to="b"))
+        made = torch.get_num_threads()
+        sw.swap_frame(frame)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1] and made == 2 and after == 2
 
 
 def test_only_the_source_identity_is_swapped(model_dir, d18, d19):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from masquerade.core.errors import InputError
@@ -20,3 +23,20 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise InputError("--device", f"unknown device {name!r} (use auto, cpu or cuda)")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU threads set to `n` (0: left as they are) for a block, then put back as they were.
+
+    Why a block: the setting belongs to the whole process, so a stage that set it for good (a swap's 1 thread)
+    slowed whatever ran after it in the same process (a training run at half speed, a script's evaluation)."""
+    before = torch.get_num_threads()
+    if n <= 0 or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

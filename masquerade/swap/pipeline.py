@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from masquerade.core.clock import StageClock
+from masquerade.core.device import torch_threads
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import (
@@ -123,10 +124,11 @@ class Swapper:
         self.model = model if isinstance(model, LoadedModel) else load_model(model, self.opts.device)
         if self.opts.engine == "auto":
             self.opts = replace(self.opts, engine="onnx" if self.model.device.type == "cpu" else "torch")
-        if self.model.device.type == "cpu" and self.opts.threads > 0:
-            # A 64 px model gains little from a second thread, and torch's idle threads spinning beside
-            # OpenCV's and x264's slowed every small operation several times over (measured: bench/swap_speed).
-            torch.set_num_threads(self.opts.threads)
+        # A 64 px model gains little from a second thread, and torch's idle threads spinning beside OpenCV's
+        # and x264's slowed every small operation several times over (measured: bench/swap_speed). Set only
+        # while this swapper works (`swap_frames`): the setting belongs to the process, and kept for good it
+        # halved a training run made after a swap in the same process.
+        self._threads = self.opts.threads if self.model.device.type == "cpu" else 0
         if self.opts.to not in ("a", "b", "auto"):
             raise InputError("--to", "must be a, b or auto")
         if self.opts.mask not in ("skin", "hull"):
@@ -199,6 +201,10 @@ class Swapper:
         self, frames: list[np.ndarray], faces: list[list[Face]] | None = None, still: bool = False
     ) -> list[np.ndarray]:
         """Swap a batch of consecutive RGB frames (`still`: pictures); the model runs once over all their faces."""
+        with torch_threads(self._threads):
+            return self._swap_frames(frames, faces, still)
+
+    def _swap_frames(self, frames: list[np.ndarray], faces: list[list[Face]] | None, still: bool) -> list[np.ndarray]:
         faces = faces if faces is not None else [self.find_faces(f) for f in frames]
         if self.to is None:
             found = [f for fs in faces for f in fs]
