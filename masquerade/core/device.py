@@ -1,4 +1,4 @@
-"""Device choice in one place so every stage treats `auto|cpu|cuda` the same way."""
+"""Device choice in one place so every stage treats `auto|cpu|cuda` the same way; torch's CPU threads, scoped."""
 
 from __future__ import annotations
 

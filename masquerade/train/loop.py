@@ -360,9 +360,8 @@ def _train_locked(
             setattr(cfg, k, getattr(config, k))
         cfg.holdout_every = config.holdout_every
     cfg = cfg.with_model_defaults()
-    # Always set, and kept (below): torch's thread count belongs to the process, and a Swapper made in it before
-    # or during the run (the web UI's live view, a script or bench that swaps, then trains on) sets 1, which
-    # halved training (121 -> 70 samples/s)
+    # Always set, and kept (below): torch's thread count belongs to the process, and a Swapper working beside the
+    # run (the web UI's live view) sets 1 while it swaps, which halved training (121 -> 70 samples/s)
     shared = max(1, (os.cpu_count() or 1) // dist.local_world)  # processes on one machine share its cores
     threads = cfg.threads or (shared if dist.enabled else START_THREADS)
     torch.set_num_threads(threads)
