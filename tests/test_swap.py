@@ -11,9 +11,11 @@ import torch
 
 from masquerade.faces import FaceAnalyzer
 from masquerade.faces.mask import face_mask
+from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import parse_time
+from masquerade.swap.smooth import LandmarkSmoother
 
 from .conftest import STILLS, need
 
@@ -62,6 +64,17 @@ def test_swap_frame_api_leaves_the_rest_bit_exact(model_dir, d18):
     w = x1 - x0
     assert xs.min() > x0 - 0.5 * w and xs.max() < x1 + 0.5 * w and ys.min() > y0 - 0.8 * w and ys.max() < y1 + 0.5 * w
     assert changed.sum() > 0.3 * w * w
+
+
+def test_the_landmark_smoother_keeps_up_with_a_fast_head_and_steadies_a_still_one():
+    face = MEAN_FACE_68 * 200 + 100  # a face 200 px wide
+    moving = LandmarkSmoother(fps=30)
+    trail = [moving([face + [10.0 * k, 0.0]])[0] - (face + [10.0 * k, 0.0]) for k in range(30)]  # 10 px a frame
+    assert np.abs(np.mean(trail[10:], axis=(0, 1))).max() < 3  # a fast talking head trailed by 15-37 px before
+    noise = np.random.default_rng(0).normal(0, 1.0, (60, 68, 2))
+    still = LandmarkSmoother(fps=30)
+    out = np.array([still([face + n])[0] for n in noise])
+    assert (out[20:] - face).std() < 0.5 * noise[20:].std()
 
 
 def test_a_swapper_renders_on_one_thread_and_leaves_the_process_threads_as_it_found_them(model_dir, d18, monkeypatch):

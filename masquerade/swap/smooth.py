@@ -1,7 +1,8 @@
 """Temporal smoothing of landmarks so a swapped face does not jitter: a One Euro filter per tracked face.
 
 Casiez, Roussel, Vogel (2012), "1 Euro Filter": a low-pass whose cutoff rises with speed, so slow jitter is
-removed while fast head motion is followed without lag.
+removed while fast head motion is followed without lag. The speed is the face's own (its landmarks' mean
+motion, in face widths per second), shared by all 68 points: every point of a moving head is followed alike.
 """
 
 from __future__ import annotations
@@ -10,28 +11,36 @@ import math
 
 import numpy as np
 
+# Cutoff (Hz) per face width per second of motion. With 0.5 / width px per second (the earlier rule, in
+# pixels), a talking head turning fast (d12: 14 px a frame) had its swapped face trail the real one by 15 px on
+# average, 37 at most, and s29's by 6: a face sliding over the head, its brows doubled. With 20, the trail is
+# 1-1.6% of the eyes' distance on eight shared clips, and jitter is still a third to a half of the raw
+# landmarks' (measured on their tracked landmarks against a centred smoothing).
+BETA = 20.0
+
 
 class OneEuro:
-    def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+    def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = BETA, d_cutoff: float = 1.0):
         self.dt = 1.0 / max(fps, 1e-3)
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.x: np.ndarray | None = None
-        self.dx: np.ndarray | None = None
+        self.speed = 0.0  # face widths per second, itself low-passed at d_cutoff
 
-    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+    def _alpha(self, cutoff: float) -> float:
         tau = 1.0 / (2 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / self.dt)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, 2) landmarks of this frame -> the smoothed ones."""
         x = np.asarray(x, np.float64)
         if self.x is None:
-            self.x, self.dx = x, np.zeros_like(x)
+            self.x = x
             return x.astype(np.float32)
-        dx = (x - self.x) / self.dt
+        width = float(np.ptp(x[:, 0])) + 1e-3
+        speed = float(np.linalg.norm((x - self.x).mean(0))) / self.dt / width
         a_d = self._alpha(self.d_cutoff)
-        self.dx = a_d * dx + (1 - a_d) * self.dx
-        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
-        a = self._alpha(cutoff)
+        self.speed = a_d * speed + (1 - a_d) * self.speed
+        a = self._alpha(self.min_cutoff + self.beta * self.speed)
         self.x = a * x + (1 - a) * self.x
         return self.x.astype(np.float32)
 
@@ -61,7 +70,7 @@ class LandmarkSmoother:
                 if k not in used and d < best_d:
                     best, best_d = k, d
             if best is None:
-                filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength, beta=0.5 / size)
+                filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength)
             else:
                 used.add(best)
                 filt = self.tracks[best][1]
