@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-# Cutoff (Hz) per face width per second of motion. With 0.5 / width px per second (the earlier rule, in
-# pixels), a talking head turning fast (d12: 14 px a frame) had its swapped face trail the real one by 15 px on
+# Cutoff (Hz) per face width per second of motion. With 0.5 (the earlier rule, per landmark coordinate), a
+# talking head turning fast (d12: 14 px a frame) had its swapped face trail the real one by 15 px on
 # average, 37 at most, and s29's by 6: a face sliding over the head, its brows doubled. With 20, the trail is
 # 0.6-1.5% of the eyes' distance on seven shared clips, and jitter is a third to two thirds of the raw
 # landmarks' (measured on their tracked landmarks against a centred smoothing).
