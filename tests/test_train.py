@@ -75,14 +75,14 @@ def test_a_run_with_a_known_end_anneals_its_rate_over_its_last_quarter_by_defaul
 def test_a_run_takes_back_the_cores_a_swapper_sets_to_one_thread_before_or_during_it(facesets, tmp_path, monkeypatch):
     if START_THREADS < 2:
         pytest.skip("one CPU thread on this machine: nothing to take back")
-    torch.set_num_threads(1)  # what a Swapper made earlier in this process leaves (web UI, a script, a bench)
+    torch.set_num_threads(1)  # what another stage of this process may leave (a Swapper did, before it scoped its own)
     seen = []
     step = loop.train_step
 
     def step_then_a_swapper_is_made(*a, **k):
         seen.append(torch.get_num_threads())
         out = step(*a, **k)
-        torch.set_num_threads(1)  # a Swapper made during the run (the web UI's live view)
+        torch.set_num_threads(1)  # a Swapper swapping beside the run (the web UI's live view) sets 1 while it works
         return out
 
     monkeypatch.setattr(loop, "train_step", step_then_a_swapper_is_made)
