@@ -23,6 +23,7 @@ POLICY = (
     "Use only faces you have consent for. Every output of `swap` carries an invisible watermark and a "
     "metadata label saying it is synthetic; `masquerade verify FILE` shows it."
 )
+LOG_EVERY_S = 30.0  # progress lines when there is no terminal for a bar
 
 
 class Parser(argparse.ArgumentParser):
@@ -72,6 +73,7 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+    last_line = [time.monotonic()]  # with no terminal (a log file, nohup, CI) the bar is off: a plain line instead
 
     def update(done: int, total: int | None, info: dict) -> None:
         if total is not None:
@@ -97,6 +99,11 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
             shown["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
         if shown:
             bar.set_postfix(shown, refresh=False)
+        if bar.disable and (time.monotonic() - last_line[0] >= LOG_EVERY_S or (total and done >= total)):
+            last_line[0] = time.monotonic()
+            of = f"/{total} ({done / total:.0%})" if total else ""
+            extra = "".join(f", {k} {v}" for k, v in shown.items())
+            print(f"{desc}: {done}{of} {unit}{extra}", file=sys.stderr, flush=True)
 
     return update, bar.close
 

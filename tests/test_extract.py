@@ -91,6 +91,19 @@ def test_identity_filter_keeps_only_that_person(tmp_path, d18, d19, facesets):
     assert s.skipped["other identity"] == 5
 
 
+def test_a_face_set_of_two_people_says_how_many_faces_are_not_its_main_person_and_its_mean_is_the_main_one(
+    tmp_path, d18, d19
+):
+    s = extract([d18, d19], tmp_path / "fs", ExtractOptions(every=40, workers=1))  # 6 faces and 7
+    with FaceSet.open(tmp_path / "fs") as fs:
+        d18_faces = sum(r.source == str(d18.resolve()) for r in fs)
+        d19_mean = np.mean([r.face.embedding for r in fs if r.source == str(d19.resolve())], 0)
+        mean = fs.mean_embedding()
+    assert 0 < d18_faces < s.faces_kept - d18_faces  # d19 is the main person: more faces
+    assert any(n.startswith(f"{d18_faces} of {s.faces_kept} faces do not look like") for n in s.notes), s.notes
+    assert np.linalg.norm(mean - d19_mean) < 1e-5  # the other man does not pull the mean
+
+
 def test_min_blur_and_max_faces(tmp_path, d18):
     s = extract([d18], tmp_path / "a", ExtractOptions(every=100, min_blur=1e9, workers=1))
     assert s.faces_kept == 0 and s.skipped["blurry"] == 3
@@ -121,3 +134,13 @@ def test_a_worker_process_that_dies_stops_extract_with_a_clear_error_instead_of_
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "worker process died" in run.stderr and "__main__" in run.stderr
+
+
+def test_without_a_terminal_the_progress_bar_becomes_plain_lines_ending_with_the_total(tmp_path, d18):
+    proc = subprocess.run(
+        [sys.executable, "-m", "masquerade", "extract", str(d18), "-o", str(tmp_path / "fs"), "--every", "50"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "extract: 5/5 (100%) frame, faces 5" in proc.stderr.splitlines(), proc.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from masquerade.faces import FaceAnalyzer, same_person
-from masquerade.faces.identity import distance
+from masquerade.faces.identity import distance, main_person
 from masquerade.media import read_frames, read_image
 
 from .conftest import STILLS, need
@@ -43,3 +43,19 @@ def test_frontal_face_pose_and_quality(d18, analyzer):
     yaw, pitch, roll = face.pose
     assert abs(yaw) < 20 and abs(pitch) < 20 and abs(roll) < 10
     assert face.blur > 10 and face.crop.shape == (256, 256, 3) and face.size > 150
+
+
+def test_the_main_person_leaves_out_a_second_person_and_a_false_face_and_keeps_all_of_one_person():
+    rng = np.random.default_rng(0)
+
+    def person(n, spread=0.25):
+        centre = rng.normal(0, 1, 128)
+        centre *= 0.5 / np.linalg.norm(centre)
+        noise = rng.normal(0, 1, (n, 128))
+        return centre + noise * spread / np.linalg.norm(noise, axis=1, keepdims=True)
+
+    main, other, false = person(40), person(15), person(3, 0.0)  # people's means lie about 0.7 apart
+    e = np.concatenate([other[:7], main, false, other[7:]]).astype(np.float32)
+    keep = main_person(e)
+    assert keep.tolist() == [False] * 7 + [True] * 40 + [False] * 3 + [False] * 8
+    assert main_person(main).all() and main_person(main[:2]).all()

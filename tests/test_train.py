@@ -388,6 +388,21 @@ def test_training_faces_carry_their_expression_bins(facesets):
     assert side.bins is not None and side.bins.shape == (len(side),)
 
 
+def test_a_side_given_two_peoples_face_sets_trains_on_its_main_person_and_counts_the_others_faces(facesets):
+    from masquerade.faceset import FaceSet
+    from masquerade.train.data import load_side
+
+    counts = []
+    for path in facesets:
+        with FaceSet.open(path) as fs:
+            counts.append(len(fs))
+    assert counts[0] < counts[1]  # d19 (B) has more faces: the main person of both sets joined
+    both = load_side(list(facesets), 128)
+    assert both.others == counts[0] and len(both) == counts[1]
+    alone = load_side([facesets[1]], 128)
+    assert alone.others == 0 and np.allclose(both.embedding, alone.embedding)
+
+
 def test_training_sees_a_lifted_crop_exactly_where_swap_cuts_it():
     """A model trained with `lift` is shown the same square of a face as swap later cuts from the frame."""
     import cv2

@@ -22,7 +22,7 @@ from masquerade.core.errors import InputError, MasqueradeError
 from masquerade.core.lock import FolderLock
 from masquerade.core.types import Face, Progress
 from masquerade.faces.analyze import FaceAnalyzer
-from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance
+from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, main_person
 from masquerade.faceset.store import FaceSet
 from masquerade.media.reader import (
     Frame,
@@ -199,5 +199,10 @@ def extract(
                 progress(count, total, {"faces": summary.faces_kept})
         summary.corrupt_frames = stats.corrupt
         summary.notes.extend(stats.notes)
+        if others := int((~main_person(fs.embeddings())).sum()):
+            summary.notes.append(
+                f"{others} of {len(fs)} faces do not look like the set's main person (someone else, or no face at"
+                " all): train leaves them out; --identity REF keeps only one person's faces"
+            )
     summary.seconds = time.monotonic() - t0
     return summary

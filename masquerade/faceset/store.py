@@ -18,6 +18,7 @@ import numpy as np
 
 from masquerade.core.errors import InputError
 from masquerade.core.types import Face
+from masquerade.faces.identity import main_person
 from masquerade.media.reader import MediaInfo
 from masquerade.media.writer import write_image
 
@@ -266,10 +267,12 @@ class FaceSet:
         return np.stack(vecs) if vecs else np.zeros((0, 128), np.float32)
 
     def mean_embedding(self) -> np.ndarray:
+        """The mean identity of the set's main person (`faces.identity.main_person`): a second person or a
+        false face found by the detector does not pull it."""
         e = self.embeddings()
         if not len(e):
             raise InputError(self.root, "face set has no identity embeddings")
-        return e.mean(0)
+        return e[main_person(e)].mean(0)
 
     def summary(self) -> dict:
         return {

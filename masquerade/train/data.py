@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from masquerade.core.errors import InputError
 from masquerade.faces.align import mouth_opening, transform_points
+from masquerade.faces.identity import main_person
 from masquerade.faces.mask import face_mask, feature_mask
 from masquerade.faceset.store import FaceSet
 from masquerade.train.augment import AugmentConfig, make_pair
@@ -43,6 +44,7 @@ class SideData:
     padding: float
     embedding: np.ndarray  # mean identity embedding of the side
     bins: np.ndarray | None = None  # (N,) int: each face's mouth-opening x yaw bin (see `expression_bins`)
+    others: int = 0  # faces of the side's sets left out as not its main person (both splits)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -83,15 +85,24 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
     """Load every face of the given face sets (the train or holdout split) into memory."""
     imgs, wts, embs, openings, yaws = [], [], [], [], []
     padding = None
+    records = []
     for path in paths:
+        with FaceSet.open(path) as fs:
+            records.append(list(fs))
+    # One person per side, found over all its faces (both splits, so they agree): a second person or a false
+    # face (s18: a blurred plant, 14 of 296 faces) would teach the decoder someone else.
+    with_emb = [(i, j) for i, rs in enumerate(records) for j, r in enumerate(rs) if r.face.embedding is not None]
+    keep = main_person(np.stack([records[i][j].face.embedding for i, j in with_emb])) if with_emb else []
+    others = {ij for ij, k in zip(with_emb, keep, strict=True) if not k}
+    for i, path in enumerate(paths):
         with FaceSet.open(path) as fs:
             if padding is None:
                 padding = fs.padding
             elif abs(padding - fs.padding) > 1e-9:
                 raise InputError(path, "face sets of one side must share one crop padding")
             scale = work_size / fs.size
-            for rec in fs:
-                if is_holdout(rec.id, holdout_every) != (split == "holdout"):
+            for j, rec in enumerate(records[i]):
+                if (i, j) in others or is_holdout(rec.id, holdout_every) != (split == "holdout"):
                     continue
                 crop = fs.load_crop(rec)
                 img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)
@@ -111,7 +122,7 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
     weights = torch.from_numpy((np.stack(wts) * 255 + 0.5).astype(np.uint8))
     emb = np.mean(embs, 0) if embs else np.zeros(128, np.float32)
     bins = expression_bins(np.array(openings), np.array(yaws, np.float64))
-    return SideData(images, weights, float(padding), emb.astype(np.float32), bins)
+    return SideData(images, weights, float(padding), emb.astype(np.float32), bins, len(others))
 
 
 def sample_batch(

@@ -369,7 +369,12 @@ def _train_locked(
 
     work = 2 * cfg.size
     data = {"a": load_side(faceset_a, work, cfg.holdout_every), "b": load_side(faceset_b, work, cfg.holdout_every)}
-    warnings = []
+    warnings = [
+        f"{data[k].others} faces of {', '.join(map(str, paths))} do not look like the main person there (someone"
+        " else, or no face at all): left out of training"
+        for k, paths in (("a", faceset_a), ("b", faceset_b))
+        if data[k].others
+    ]
     for src, dst in (("a", "b"), ("b", "a")):
         if gaps := uncovered(data[src], data[dst], mirrored=cfg.augment.flip > 0):
             shown = "; ".join(f"{name} ({share:.0%})" for name, share in gaps[:3])
