@@ -127,9 +127,11 @@ def test_image_and_folder_inputs(model_dir, tmp_path):
     folder.mkdir()
     shutil.copy(STILLS / "d19.jpg", folder / "one.jpg")
     shutil.copy(STILLS / "s25.jpg", folder / "two.jpg")
-    p = run_cli("swap", folder, "-m", model_dir, "-o", tmp_path / "out")
+    shutil.copy(STILLS / "s42.jpg", folder / "three.jpg")
+    p = run_cli("swap", folder, "-m", model_dir, "-o", tmp_path / "out", "--all-faces")
     assert p.returncode == 0, p.stderr
-    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["one.jpg", "two.jpg"]
+    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["one.jpg", "three.jpg", "two.jpg"]
+    assert "watermark: 2 of 2 swapped images read back as marked" in p.stdout  # not the last image's 1 of 1
 
 
 def test_preview_writes_stills_and_stops(model_dir, d18, tmp_path):

@@ -325,6 +325,9 @@ def swap_images(
     report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
     if report.frames_swapped == 0:
         report.warnings.append("no face of the source identity was found: images were copied through unchanged")
+    elif len(files) > 1:  # each swapped image was read back on its own (one failing stops the run)
+        n = report.frames_swapped
+        report.mark_check = f"{n} of {n} swapped images read back as marked"
     return report
 
 
