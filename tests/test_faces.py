@@ -58,4 +58,4 @@ def test_the_main_person_leaves_out_a_second_person_and_a_false_face_and_keeps_a
     e = np.concatenate([other[:7], main, false, other[7:]]).astype(np.float32)
     keep = main_person(e)
     assert keep.tolist() == [False] * 7 + [True] * 40 + [False] * 3 + [False] * 8
-    assert main_person(main).all() and main_person(main[:2]).all()
+    assert main_person(main).all() and main_person(main[:2]).all() and main_person(np.zeros((0, 128))).shape == (0,)

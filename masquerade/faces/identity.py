@@ -36,9 +36,9 @@ def main_person(embeddings: np.ndarray, threshold: float = SAME_PERSON_DISTANCE,
     person nor a detector's false face (s18: a blurred plant, 0.87 away; d6: her mouth and nose found as a
     second face, 0.72) pulls it; a face is kept when within `threshold` of it (real faces of one person lie
     within 0.46 of their mean on every shared clip)."""
+    if len(embeddings) < 3:
+        return np.ones(len(embeddings), bool)
     e = np.asarray(embeddings, np.float32).reshape(len(embeddings), -1)
-    if len(e) < 3:
-        return np.ones(len(e), bool)
     probe = e[np.linspace(0, len(e) - 1, min(probes, len(e))).astype(int)]
     sq = (probe**2).sum(1)[:, None] + (e**2).sum(1)[None] - 2 * probe @ e.T  # (probes, n), no (probes, n, 128)
     near = sq < threshold**2
