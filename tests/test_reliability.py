@@ -147,6 +147,30 @@ def test_a_picture_whose_mark_is_gone_is_refused_with_advice_that_fits(
     assert not (tmp_path / name).exists()
 
 
+def test_a_picture_of_a_folder_whose_mark_is_gone_is_not_written_and_the_others_still_are(
+    model_dir, d19, tmp_path, monkeypatch
+):
+    from masquerade.core.errors import MasqueradeError
+    from masquerade.media import read_frames, write_image
+    from masquerade.provenance import watermark
+    from masquerade.swap.pipeline import SwapOptions, Swapper
+    from masquerade.swap.run import swap_images
+
+    (tmp_path / "in").mkdir()
+    for name in ("1.png", "2.png", "3.png"):
+        write_image(tmp_path / "in" / name, next(read_frames(d19)).image)
+    embed, calls = watermark.embed, []
+
+    def second_unmarked(frame, *a, **k):  # the second picture's mark cannot be found again
+        calls.append(1)
+        return frame if len(calls) == 2 else embed(frame, *a, **k)
+
+    monkeypatch.setattr(watermark, "embed", second_unmarked)
+    with pytest.raises(MasqueradeError, match=r"1 of 3 pictures were not written \(2.png\), the others were"):
+        swap_images(Swapper(model_dir, SwapOptions(to="b", swap_all=True)), tmp_path / "in", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "3.png"]
+
+
 def test_a_crf_that_destroys_the_mark_is_refused_up_front(model_dir, d18, tmp_path):
     one_line_error(run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--crf", "51"), 2, "--crf")
     assert not (tmp_path / "o.mp4").exists()

@@ -301,6 +301,7 @@ def swap_images(
     credentials = credentials_for(targets, credentials)
     report = SwapReport(str(out), warnings=[])
     text = synthetic_label(swapper.model.model_id)
+    refused: list[tuple[Path, str]] = []  # a folder's pictures not written (their mark did not read back)
     for k, (src, dst) in enumerate(zip(files, targets, strict=True), start=1):
         hint = (
             "the swapped face is too blurry to be aligned again exactly: train longer (see its previews)"
@@ -319,13 +320,24 @@ def swap_images(
             _read_back(swapper, tmp, dst, swapped_at, report, hint)
             sign_output(tmp, dst, swapper, credentials, report)
 
-        write_image(dst, draw_tag(after) if label else after, label=text, check=check)
+        try:
+            write_image(dst, draw_tag(after) if label else after, label=text, check=check)
+        except MasqueradeError as e:  # nothing was written under dst; in a folder, the other pictures go on
+            if not inp.is_dir():
+                raise
+            refused.append((dst, str(e)))
         if progress:
             progress(k, len(files), {})
     report.rendered, report.chosen_by = swapper.to or "", swapper.chosen_by
+    if refused:
+        names = ", ".join(p.name for p, _ in refused[:5]) + (", ..." if len(refused) > 5 else "")
+        raise MasqueradeError(
+            f"{out}: {len(refused)} of {len(files)} pictures were not written ({names}), the others were; "
+            f"first: {refused[0][1]}"
+        )
     if report.frames_swapped == 0:
         report.warnings.append("no face of the source identity was found: images were copied through unchanged")
-    elif len(files) > 1:  # each swapped image was read back on its own (one failing stops the run)
+    elif len(files) > 1:  # each swapped image was read back on its own
         n = report.frames_swapped
         report.mark_check = f"{n} of {n} swapped images read back as marked"
     return report
