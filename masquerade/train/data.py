@@ -7,6 +7,7 @@ memory, a batch is one vectorised `grid_sample`: no worker processes are needed 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,38 +85,33 @@ def uncovered(src: SideData, dst: SideData, at_least: float = 0.05, mirrored: bo
 def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, split: str = "train") -> SideData:
     """Load every face of the given face sets (the train or holdout split) into memory."""
     imgs, wts, embs, openings, yaws = [], [], [], [], []
-    padding = None
-    records = []
-    for path in paths:
-        with FaceSet.open(path) as fs:
-            records.append(list(fs))
-    # One person per side, found over all its faces (both splits, so they agree): a second person or a false
-    # face (s18: a blurred plant, 14 of 296 faces) would teach the decoder someone else.
-    with_emb = [(i, j) for i, rs in enumerate(records) for j, r in enumerate(rs) if r.face.embedding is not None]
-    keep = main_person(np.stack([records[i][j].face.embedding for i, j in with_emb])) if with_emb else []
-    others = {ij for ij, k in zip(with_emb, keep, strict=True) if not k}
-    for i, path in enumerate(paths):
-        with FaceSet.open(path) as fs:
-            if padding is None:
-                padding = fs.padding
-            elif abs(padding - fs.padding) > 1e-9:
+    with contextlib.ExitStack() as stack:
+        sets = [stack.enter_context(FaceSet.open(path)) for path in paths]
+        for path, fs in zip(paths, sets, strict=True):
+            if abs(fs.padding - sets[0].padding) > 1e-9:
                 raise InputError(path, "face sets of one side must share one crop padding")
-            scale = work_size / fs.size
-            for j, rec in enumerate(records[i]):
-                if (i, j) in others or is_holdout(rec.id, holdout_every) != (split == "holdout"):
-                    continue
-                crop = fs.load_crop(rec)
-                img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)
-                lms = transform_points(rec.face.matrix, rec.face.landmarks) * scale
-                shape = (work_size, work_size)
-                mask = face_mask(shape, lms)
-                w = mask * (1 + FEATURE_BOOST * feature_mask(shape, lms)) / (1 + FEATURE_BOOST)
-                imgs.append(np.ascontiguousarray(img))
-                wts.append(np.stack([w, mask]))
-                openings.append(mouth_opening(rec.face.landmarks))
-                yaws.append(rec.face.pose[0] if rec.face.pose is not None else 0.0)
-                if rec.face.embedding is not None:
-                    embs.append(rec.face.embedding)
+        records = [(fs, rec) for fs in sets for rec in fs]
+        # One person per side, found over all its faces (both splits, so they agree): a second person or a false
+        # face (s18: a blurred plant, 14 of 296 faces) would teach the decoder someone else.
+        embedded = [k for k, (_, rec) in enumerate(records) if rec.face.embedding is not None]
+        keep = main_person(np.stack([records[k][1].face.embedding for k in embedded])) if embedded else []
+        others = {k for k, kept in zip(embedded, keep, strict=True) if not kept}
+        for k, (fs, rec) in enumerate(records):
+            if k in others or is_holdout(rec.id, holdout_every) != (split == "holdout"):
+                continue
+            crop = fs.load_crop(rec)
+            img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)
+            lms = transform_points(rec.face.matrix, rec.face.landmarks) * (work_size / fs.size)
+            shape = (work_size, work_size)
+            mask = face_mask(shape, lms)
+            w = mask * (1 + FEATURE_BOOST * feature_mask(shape, lms)) / (1 + FEATURE_BOOST)
+            imgs.append(np.ascontiguousarray(img))
+            wts.append(np.stack([w, mask]))
+            openings.append(mouth_opening(rec.face.landmarks))
+            yaws.append(rec.face.pose[0] if rec.face.pose is not None else 0.0)
+            if rec.face.embedding is not None:
+                embs.append(rec.face.embedding)
+        padding = sets[0].padding if sets else 0.0
     if not imgs:
         raise InputError(", ".join(map(str, paths)), f"no faces in the {split} split of these face sets")
     images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
