@@ -127,11 +127,13 @@ def test_image_and_folder_inputs(model_dir, tmp_path):
     folder.mkdir()
     shutil.copy(STILLS / "d19.jpg", folder / "one.jpg")
     shutil.copy(STILLS / "s25.jpg", folder / "two.jpg")
-    shutil.copy(STILLS / "s42.jpg", folder / "three.jpg")
+    shutil.copy(STILLS / "s42.jpg", folder / "three.jpg")  # as a JPEG, marked only as verify aligns it
+    shutil.copy(STILLS / "d8.jpg", folder / "four.jpg")  # a frown behind glasses: HOG alone finds no face
     p = run_cli("swap", folder, "-m", model_dir, "-o", tmp_path / "out", "--all-faces")
     assert p.returncode == 0, p.stderr
-    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["one.jpg", "three.jpg", "two.jpg"]
-    assert "watermark: 2 of 2 swapped images read back as marked" in p.stdout  # not the last image's 1 of 1
+    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["four.jpg", "one.jpg", "three.jpg", "two.jpg"]
+    assert "4 frames, 3 with a swapped face" in p.stdout
+    assert "watermark: 3 of 3 swapped images read back as marked" in p.stdout  # not the last image's 1 of 1
 
 
 def test_preview_writes_stills_and_stops(model_dir, d18, tmp_path):

@@ -332,6 +332,19 @@ def test_each_model_takes_its_own_size_and_refuses_one_it_cannot_render():
         TrainConfig(model="lite-d", size=80).check()
 
 
+def test_a_model_id_is_fresh_unless_pinned_and_then_must_be_eight_hex_digits(tmp_path, facesets):
+    cfg = {"iterations": 1, "batch_size": 2, "save_every": 100}
+    ids = []
+    for name in ("one", "two"):
+        train([facesets[0]], [facesets[1]], tmp_path / name, TrainConfig(**cfg))
+        ids.append(json.loads((tmp_path / name / "config.json").read_text())["model_id"])
+    train([facesets[0]], [facesets[1]], tmp_path / "pinned", TrainConfig(**cfg, model_id="0123abcd"))
+    config = json.loads((tmp_path / "pinned" / "config.json").read_text())
+    assert ids[0] != ids[1] and config["model_id"] == "0123abcd"
+    with pytest.raises(InputError, match="8 lower-case hex digits"):
+        TrainConfig(model_id="c738924").check()
+
+
 def test_a_lite_d_model_trains_and_swaps_at_128_px(tmp_path, facesets, d18):
     from masquerade.swap.pipeline import Swapper
 

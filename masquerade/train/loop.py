@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import sys
 import time
@@ -72,6 +73,9 @@ class TrainConfig:
     compile: bool = False
     holdout_every: int = 10  # every 10th face is kept for evaluation
     threads: int = 0  # CPU threads (0: all cores, as torch chose them at start-up)
+    # The new model's id, which its marks carry: "" draws a fresh one (a model's id is its own); tests pin it,
+    # as the mark's strength on a face depends on the bits it carries
+    model_id: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def with_model_defaults(self) -> TrainConfig:
@@ -97,6 +101,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise InputError(f"--{name.replace('_', '-')}", f"must be 1 or more (got {v})")
+        if self.model_id and not re.fullmatch(r"[0-9a-f]{8}", self.model_id):
+            raise InputError("model_id", f"must be 8 lower-case hex digits (got {self.model_id!r})")
         if not 0 <= self.anneal <= 1:
             raise InputError("--anneal", f"must be between 0 and 1 (got {self.anneal})")
         if not 0 <= self.unwarp <= 1:
@@ -128,7 +134,7 @@ class TrainResult:
 def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b: SideData) -> io.ModelConfig:
     """The config of a new model: its architecture, identities and the hyper-parameters it is trained with."""
     training = asdict(cfg)
-    for k in (*io.ARCH_KEYS, "holdout_every", "iterations", "minutes", "device", "compile", "threads"):
+    for k in (*io.ARCH_KEYS, "holdout_every", "iterations", "minutes", "device", "compile", "threads", "model_id"):
         training.pop(k)
     return io.ModelConfig(
         model=cfg.model,
@@ -136,7 +142,7 @@ def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b:
         padding=cfg.padding,
         lift=cfg.lift,
         mask=cfg.mask,
-        model_id=secrets.token_hex(4),
+        model_id=cfg.model_id or secrets.token_hex(4),
         version=__version__,
         holdout_every=cfg.holdout_every,
         facesets={
