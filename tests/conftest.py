@@ -78,9 +78,9 @@ def model_dir(tmp_path_factory, facesets) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "m"
     # threads pinned: the model must not depend on the machine's core count (a different thread count sums in a
-    # different order); `train` sets them itself, whatever a Swapper made before this fixture left. The id pinned:
-    # a mark's strength depends on the bits it carries (with this id, s42's swapped face as a JPEG read z 3 when
-    # its mark was aligned to swap's landmarks rather than to those verify finds)
+    # different order); `train` sets them itself, whatever a Swapper made before this fixture left. The id pinned,
+    # as the mark carries it: on these blurry faces how firmly a mark reads varies with its bits (s42's swap saved
+    # as a JPEG read z 3 to 31 over four ids), and a test must not pass or fail by the draw
     cfg = TrainConfig(iterations=100, save_every=50, preview_every=50, anneal=0.2, threads=2, model_id="c738924b")
     train([facesets[0]], [facesets[1]], out, cfg)
     return out
