@@ -38,6 +38,14 @@ def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return np.round(np.array([cx - half, cy - half, cx + half, cy + half], np.float32))
 
 
+def same_face(found: list[np.ndarray], landmarks: np.ndarray, within: float = 0.25) -> np.ndarray | None:
+    """Of the landmark sets `found` in an image, the one of the face with these `landmarks`: the nearest by
+    centre, if within `within` of the face's width; else None."""
+    centre, width = landmarks.mean(0), float(np.ptp(landmarks[:, 0]))
+    near = min(found, key=lambda f: float(np.linalg.norm(f.mean(0) - centre)), default=None)
+    return near if near is not None and np.linalg.norm(near.mean(0) - centre) < within * width else None
+
+
 def refine_landmarks(rgb: np.ndarray, landmarks: np.ndarray, steps: int = 1) -> np.ndarray:
     """Landmarks found again from the box these ones imply: follows a face to the next frame, or brings
     landmarks nearer to what a detector's box on this very image would give."""

@@ -30,6 +30,7 @@ signature's z-score (the 16 known signature bits combined) exceeds `THRESHOLD`; 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from masquerade.faces.align import estimate_matrix, frame_px_per_crop_px, transform_points
 from masquerade.faces.mask import face_mask
-from masquerade.faces.track import box_from_landmarks, refine_landmarks
+from masquerade.faces.track import box_from_landmarks, refine_landmarks, same_face
 
 KEY = 0x6D617371  # seeds the patterns; changing it makes every earlier mark unreadable
 SIGNATURE = 0x4D51  # "MQ": the tool signature, the first 16 payload bits
@@ -264,6 +265,7 @@ def embed(
     pixels: int | None = None,
     slack: float = 1.0,
     still: bool = False,
+    finder: Callable[[np.ndarray], list[np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Add the mark for one face (68 landmarks, frame pixels) to an RGB uint8 frame; returns a new frame.
     It is aligned to `mark_landmarks`, in the tier `tier_for` chooses; `read_mark` finds it.
@@ -283,14 +285,15 @@ def embed(
     this many times the tier's target z at these landmarks (more when the reader will align the face less
     exactly). `still`: the frame is a picture, not a frame of a video (finer cells are allowed, and the mark
     is laid around the face, `RING_TIERS`, when it reads STILL_CODEC_Z there once saved as JPEG and WebP 50;
-    `region` does not limit that ring, and `frame` should be the whole picture).
+    `region` does not limit that ring, and `frame` should be the whole picture). `finder`: for a picture, the
+    landmarks of the faces verify finds in it (`codec_z`).
     """
     landmarks = mark_landmarks(frame, landmarks)
     if still:
-        ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS))
+        ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS), finder)
         if z >= STILL_CODEC_Z:  # else the face itself is marked, as strongly as the codecs need
             return ring
-        return _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS))[0]
+        return _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS), finder)[0]
     return _embed_aligned(frame, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
 
 
@@ -308,7 +311,9 @@ def _embed_aligned(
     return out, landmarks, gain, amp
 
 
-def _embed_picture(frame: np.ndarray, landmarks: np.ndarray, args: tuple) -> tuple[np.ndarray, float]:
+def _embed_picture(
+    frame: np.ndarray, landmarks: np.ndarray, args: tuple, finder: Callable[[np.ndarray], list[np.ndarray]] | None
+) -> tuple[np.ndarray, float]:
     """A picture meets no video codec: marked as strongly as it needs to read STILL_CODEC_Z once saved as
     JPEG and WebP 50, no more (fainter than a video frame's mark, or up to the ceiling when the codecs take
     more of it). (marked picture, that z)."""
@@ -316,32 +321,43 @@ def _embed_picture(frame: np.ndarray, landmarks: np.ndarray, args: tuple) -> tup
     out, landmarks, gain, amp = _embed_aligned(frame, landmarks, args)
     if gain is None:
         return out, 0.0
-    z = codec_z(out, landmarks, tiers)
+    z = codec_z(out, landmarks, tiers, finder)
     for _ in range(STILL_FIT_STEPS):
         fainter = z >= 1.3 * STILL_CODEC_Z
         want = float(np.clip(amp * (1.2 * STILL_CODEC_Z / max(z, 1.0)) ** 0.8, *AMPLITUDE))
         if (z >= STILL_CODEC_Z and not fainter) or abs(want - amp) < 0.05 * amp:  # fitted, or at a bound
             break
         tried, _, want = _embed_at(frame, landmarks, *args, gain=gain, amp=want)
-        z_tried = codec_z(tried, landmarks, tiers)
+        z_tried = codec_z(tried, landmarks, tiers, finder)
         if (z_tried < STILL_CODEC_Z) if fainter else (z_tried <= z):  # too faint now, or no better
             break
         out, amp, z = tried, want, z_tried
     return out, z
 
 
-def codec_z(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS) -> float:
+def codec_z(
+    frame: np.ndarray,
+    landmarks: np.ndarray,
+    tiers: tuple[Tier, ...] = TIERS,
+    finder: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+) -> float:
     """The weakest signature z a picture's face reads once saved by each of STILL_CODECS, aligned as verify
     would align it: to landmarks found again on the saved picture (on some faces dlib's landmarks jump by
     pixels when the mark changes: s10's by 4 px, for which verify read z 4.5 where the embed's own alignment
-    read 39)."""
+    read 39). `finder` (the landmarks of the faces verify finds in a picture): found again from verify's own
+    detection of this face, rather than from `landmarks`. Without it, the demo's model's swap of d9 read z 23
+    here and 6.4 in verify after WebP 50: verify's detection on the saved picture lay a few pixels off."""
     bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
     zs = []
     for ext, flag, quality in STILL_CODECS:
         back = cv2.cvtColor(
             cv2.imdecode(cv2.imencode(ext, bgr, [flag, quality])[1], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
         )
-        seen = mark_landmarks(back, landmarks)
+        start = landmarks if finder is None else same_face(finder(back), landmarks)
+        if start is None:  # verify would not find this face in the saved picture
+            zs.append(0.0)
+            continue
+        seen = mark_landmarks(back, start)
         zs.append(max(read_face(back, seen, tier).z_signature for tier in tiers))
     return min(zs)
 

@@ -36,7 +36,7 @@ from masquerade.faces.align import (
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather, not_skin
-from masquerade.faces.track import FaceTracker, box_from_landmarks
+from masquerade.faces.track import FaceTracker, box_from_landmarks, same_face
 from masquerade.models.export import OnnxRenderer, export_bytes
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
@@ -305,12 +305,9 @@ class Swapper:
                 frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0))
 
     def _as_verify_sees(self, picture: np.ndarray, lms: np.ndarray) -> np.ndarray:
-        """The landmarks verify's finder gives the swapped face of a picture (the one nearest `lms`), or `lms`."""
-        found = [f.landmarks for f in self.mark_finder(picture)]
-        if not found:
-            return lms
-        near = min(found, key=lambda f: float(np.linalg.norm(f.mean(0) - lms.mean(0))))
-        return near if np.linalg.norm(near.mean(0) - lms.mean(0)) < 0.25 * np.ptp(lms[:, 0]) else lms
+        """The landmarks verify's finder gives the swapped face of a picture, or `lms` if it finds none there."""
+        seen = same_face([f.landmarks for f in self.mark_finder(picture)], lms)
+        return lms if seen is None else seen
 
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
@@ -363,6 +360,14 @@ class Swapper:
         the same landmarks whether found from swap's own or from verify's detection). Verify reads about
         TRACKED_READ of the z, so the mark is made that much stronger."""
         pixels = frame.shape[0] * frame.shape[1]  # the mark's PSNR cap is over the whole frame
+        finder = (lambda picture: [f.landmarks for f in self.mark_finder(picture)]) if still else None
         return watermark.embed(
-            roi, lms, self.model.model_id, region=region, pixels=pixels, slack=1 / TRACKED_READ, still=still
+            roi,
+            lms,
+            self.model.model_id,
+            region=region,
+            pixels=pixels,
+            slack=1 / TRACKED_READ,
+            still=still,
+            finder=finder,
         )
