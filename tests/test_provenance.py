@@ -112,6 +112,20 @@ def test_a_picture_with_no_room_around_its_face_is_marked_on_the_face(fa):
     assert verify_frames("d19.jpg", [_jpeg_50(marked)], fa, still=True).marked
 
 
+def test_a_picture_whose_ring_and_face_both_fall_short_of_the_codecs_keeps_the_stronger(monkeypatch):
+    """Both at the strength ceiling: the face mark (more visible) only if it reads more than the ring."""
+    img, face = np.zeros((64, 64, 3), np.uint8), np.zeros((68, 2), np.float32)
+    monkeypatch.setattr(wm, "mark_landmarks", lambda frame, landmarks: landmarks)
+    for ring_z, face_z, kept in ((11.8, 8.4, "ring"), (8.4, 11.8, "face"), (15.0, 20.0, "ring")):
+        made = {"ring": img + 1, "face": img + 2}
+
+        def fit(frame, landmarks, args, finder, ring_z=ring_z, face_z=face_z, made=made):
+            return (made["ring"], ring_z) if args[-1] == wm.RING_TIERS else (made["face"], face_z)
+
+        monkeypatch.setattr(wm, "_embed_picture", fit)
+        assert wm.embed(img, face, "beef0123", still=True) is made[kept]
+
+
 def test_the_mark_is_aligned_to_the_landmarks_verify_finds_on_the_marked_face(d18, fa, monkeypatch):
     frames = [f.image for f in islice(read_frames(d18), 4)]
     faces = [fa(f)[0].landmarks for f in frames]

@@ -293,7 +293,8 @@ def embed(
         ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS), finder)
         if z >= STILL_CODEC_Z:  # else the face itself is marked, as strongly as the codecs need
             return ring
-        return _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS), finder)[0]
+        face, z_face = _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS), finder)
+        return face if z_face >= z else ring  # neither reads STILL_CODEC_Z (both at the ceiling): the stronger
     return _embed_aligned(frame, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
 
 
