@@ -304,9 +304,13 @@ class Swapper:
             else:
                 frame[y0:y1, x0:x1] = self._mark(swapped, frame, box - np.tile(at, 2), lms - at, region, (x0, y0))
 
+    def _verify_finds(self, picture: np.ndarray) -> list[np.ndarray]:
+        """The landmarks of the faces verify's finder gives in a picture."""
+        return [f.landmarks for f in self.mark_finder(picture)]
+
     def _as_verify_sees(self, picture: np.ndarray, lms: np.ndarray) -> np.ndarray:
         """The landmarks verify's finder gives the swapped face of a picture, or `lms` if it finds none there."""
-        seen = same_face([f.landmarks for f in self.mark_finder(picture)], lms)
+        seen = same_face(self._verify_finds(picture), lms)
         return lms if seen is None else seen
 
     def _put_back(
@@ -360,7 +364,7 @@ class Swapper:
         the same landmarks whether found from swap's own or from verify's detection). Verify reads about
         TRACKED_READ of the z, so the mark is made that much stronger."""
         pixels = frame.shape[0] * frame.shape[1]  # the mark's PSNR cap is over the whole frame
-        finder = (lambda picture: [f.landmarks for f in self.mark_finder(picture)]) if still else None
+        finder = self._verify_finds if still else None  # a picture's mark is fitted to what verify reads
         return watermark.embed(
             roi,
             lms,
