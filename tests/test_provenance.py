@@ -126,6 +126,29 @@ def test_a_picture_whose_ring_and_face_both_fall_short_of_the_codecs_keeps_the_s
         assert wm.embed(img, face, "beef0123", still=True) is made[kept]
 
 
+def test_verify_reads_a_face_after_each_of_several_refinements_and_counts_each_as_a_look(monkeypatch):
+    """On a motion-blurred face dlib's refinement does not settle (d12 swapped by its own model: 163 of 183
+    frames read as marked after 2 steps; 175 reading after 2, 3, 4 and 6)."""
+    from masquerade.provenance.verify import looks_per_frame
+
+    steps_run = []
+
+    def refine(frame, landmarks, steps=wm.REFINE_STEPS):
+        steps_run.append(steps)
+        return landmarks + steps  # each refinement moves the landmarks on
+
+    def read(frame, landmarks, tier=None, geometry=None):  # z: how many steps the landmarks have been refined
+        return wm.FaceMark(np.zeros(wm.N_BITS), float(landmarks[0, 0]), np.zeros(wm.N_DECOYS), 1.0)
+
+    monkeypatch.setattr(wm, "mark_landmarks", refine)
+    monkeypatch.setattr(wm, "read_face", read)
+    assert wm.read_mark(np.zeros((8, 8, 3), np.uint8), np.zeros((68, 2))).z_signature == max(wm.READ_STEPS)
+    assert sum(steps_run) == max(wm.READ_STEPS) and len(steps_run) == len(wm.READ_STEPS) > 1  # each step once
+    looks, steps = looks_per_frame(), len(wm.READ_STEPS)
+    monkeypatch.setattr(wm, "READ_STEPS", (wm.REFINE_STEPS,))
+    assert looks == steps * looks_per_frame()  # the file rule counts every read
+
+
 def test_the_mark_is_aligned_to_the_landmarks_verify_finds_on_the_marked_face(d18, fa, monkeypatch):
     frames = [f.image for f in islice(read_frames(d18), 4)]
     faces = [fa(f)[0].landmarks for f in frames]
@@ -199,7 +222,7 @@ def test_unmarked_faces_of_every_clip_score_low(fa):
 
 def test_false_positive_rate_and_clip_rule():
     assert wm.false_positive_rate() < 1e-4
-    assert min_marked_frames(300) <= 5
+    assert min_marked_frames(300) <= 7  # 5 when verify read each face after 2 refinements only (a third of the looks)
 
 
 def _reencode(frames, path, crf=28, scale=1.0, crop=0.0):

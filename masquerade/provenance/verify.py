@@ -36,8 +36,9 @@ MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, d
 def looks_per_frame(tiers: tuple[wm.Tier, ...] = wm.TIERS) -> int:
     """Chances per frame for an unmarked file to score: each face found (up to 3 windows, twice when cut by the
     frame's edge) is read in each of `tiers` (a picture's include the ring), as it is and mirrored (a flipped
-    video keeps its mark; a rescaled one may have moved to the other tier's size)."""
-    return EDGE_READS * wm.FINDER["max_faces"] * 2 * len(tiers)
+    video keeps its mark; a rescaled one may have moved to the other tier's size), after each of
+    `watermark.READ_STEPS` refinements of its landmarks."""
+    return EDGE_READS * wm.FINDER["max_faces"] * 2 * len(tiers) * len(wm.READ_STEPS)
 
 
 LOOKS_PER_FRAME = looks_per_frame()  # a video's
