@@ -38,12 +38,13 @@ def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return np.round(np.array([cx - half, cy - half, cx + half, cy + half], np.float32))
 
 
-def same_face(found: list[np.ndarray], landmarks: np.ndarray, within: float = 0.25) -> np.ndarray | None:
-    """Of the landmark sets `found` in an image, the one of the face with these `landmarks`: the nearest by
+def same_face(found: list[np.ndarray], landmarks: np.ndarray, within: float = 0.25) -> int | None:
+    """Of the landmark sets `found` in an image, the index of the face with these `landmarks`: the nearest by
     centre, if within `within` of the face's width; else None."""
-    centre, width = landmarks.mean(0), float(np.ptp(landmarks[:, 0]))
-    near = min(found, key=lambda f: float(np.linalg.norm(f.mean(0) - centre)), default=None)
-    return near if near is not None and np.linalg.norm(near.mean(0) - centre) < within * width else None
+    centre, width = landmarks.mean(0), float(np.ptp(landmarks[:, 0])) + 1e-3
+    dist = [float(np.linalg.norm(f.mean(0) - centre)) for f in found]
+    k = int(np.argmin(dist)) if dist else None
+    return k if k is not None and dist[k] <= within * width else None
 
 
 def refine_landmarks(rgb: np.ndarray, landmarks: np.ndarray, steps: int = 1) -> np.ndarray:
@@ -152,9 +153,5 @@ class FaceTracker:
 
 def _nearest(tracks: list[_Track], face: Face) -> _Track | None:
     """The track whose face centre is within a quarter face width of this one's, if any."""
-    c = face.landmarks.mean(0)
-    size = float(np.ptp(face.landmarks[:, 0])) + 1e-3
-    best = min(tracks, key=lambda t: float(np.linalg.norm(t.face.landmarks.mean(0) - c)), default=None)
-    if best is None or np.linalg.norm(best.face.landmarks.mean(0) - c) > 0.25 * size:
-        return None
-    return best
+    k = same_face([t.face.landmarks for t in tracks], face.landmarks)
+    return None if k is None else tracks[k]

@@ -354,11 +354,12 @@ def codec_z(
         back = cv2.cvtColor(
             cv2.imdecode(cv2.imencode(ext, bgr, [flag, quality])[1], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
         )
-        start = landmarks if finder is None else same_face(finder(back), landmarks)
-        if start is None:  # verify would not find this face in the saved picture
+        found = [landmarks] if finder is None else finder(back)
+        k = same_face(found, landmarks)
+        if k is None:  # verify would not find this face in the saved picture
             zs.append(0.0)
             continue
-        seen = mark_landmarks(back, start)
+        seen = mark_landmarks(back, found[k])
         zs.append(max(read_face(back, seen, tier).z_signature for tier in tiers))
     return min(zs)
 

@@ -310,8 +310,9 @@ class Swapper:
 
     def _as_verify_sees(self, picture: np.ndarray, lms: np.ndarray) -> np.ndarray:
         """The landmarks verify's finder gives the swapped face of a picture, or `lms` if it finds none there."""
-        seen = same_face(self._verify_finds(picture), lms)
-        return lms if seen is None else seen
+        found = self._verify_finds(picture)
+        k = same_face(found, lms)
+        return lms if k is None else found[k]
 
     def _put_back(
         self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
