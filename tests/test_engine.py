@@ -39,6 +39,23 @@ def test_a_tracked_face_keeps_its_landmarks_and_is_detected_only_now_and_then(d1
     assert np.mean(errors) < 0.03, np.mean(errors)  # within 3% of the eye distance of a fresh detection
 
 
+def test_a_face_turning_faster_than_its_landmarks_settle_is_detected_afresh():
+    # d12 throws his head back (frames 40-55): followed from the previous frame's box alone, dlib's shape
+    # slid off the face (jaw 40-56 px off on a 220 px face at frames 51-53), and the swapped face was pasted
+    # askew, the model's background smeared beside the cheek.
+    frames = [fr.image for fr in read_frames(need(CLIPS / "d12.mp4"), wanted=lambda i: i >= 40, stop=56)]
+    tracker = FaceTracker(FaceAnalyzer("hog"), redetect=1000)
+    fresh = FaceAnalyzer("hog")
+    errors = []
+    for img in frames:
+        tracked, found = tracker(img), fresh(img)
+        assert len(tracked) == len(found) == 1
+        width = np.ptp(found[0].landmarks[:, 0])
+        errors.append(np.abs(tracked[0].landmarks - found[0].landmarks).mean() / width)
+    assert max(errors) < 0.05, np.round(errors, 3)  # the old tracker: 0.14 at frame 51
+    assert tracker.detections < len(frames)  # still a tracker: only the frames it could not follow
+
+
 def test_a_scene_cut_or_a_lost_face_makes_the_tracker_look_again(d18):
     d6 = need(CLIPS / "d6.mp4")
     a, b = frames_of(d18, 3), frames_of(d6, 2)
