@@ -45,6 +45,16 @@ def test_frontal_face_pose_and_quality(d18, analyzer):
     assert face.blur > 10 and face.crop.shape == (256, 256, 3) and face.size > 150
 
 
+def test_a_smiling_upright_head_is_not_posed_upside_down():
+    # d0 grins at the camera in frames 24-64; the solver left to its own start put his head upside down
+    # (roll 180, pitch +20), and evaluate reported a 70-degree pose error for a swap that kept his pose.
+    d0 = need(STILLS.parent / "clips" / "d0.mp4")
+    analyzer = FaceAnalyzer(quality=True)
+    for frame in read_frames(d0, wanted=lambda i: i in (24, 32, 40), stop=41):
+        yaw, pitch, roll = analyzer(frame.image)[0].pose
+        assert abs(yaw) < 20 and abs(pitch) < 20 and abs(roll) < 10, (frame.index, yaw, pitch, roll)
+
+
 def test_the_main_person_leaves_out_a_second_person_and_a_false_face_and_keeps_all_of_one_person():
     rng = np.random.default_rng(0)
 
