@@ -67,6 +67,28 @@ def test_lab_transfer_matches_lab_statistics():
     assert np.allclose(m_out, m_ref, atol=1.5) and np.allclose(s_out, s_ref, rtol=0.15, atol=0.5)
 
 
+def test_lab_transfer_never_raises_a_renders_chroma_so_its_eyes_do_not_turn_green():
+    # d0 before a green screen: the real face's chroma spread (a backdrop's cast on its edges, its lips) was
+    # 3x the render's, and scaling the render's up to match pushed its eyes and brows to a* < 0: green.
+    rng = np.random.default_rng(3)
+    src = np.clip(rng.normal([205, 150, 130], 3, (64, 64, 3)), 0, 255).astype(np.float32)
+    src[24:32, 16:48] = (95, 80, 76)  # eyes and brows: darker, barely red
+    ref = np.clip(rng.normal([210, 160, 140], 3, (64, 64, 3)), 0, 255).astype(np.float32)
+    ref[:, :14] = (160, 175, 130)  # a green cast on the face's edge
+    ref[40:48, 20:44] = (150, 60, 70)  # lips
+    mask = np.zeros((64, 64), np.float32)
+    mask[4:60, 4:60] = 1
+    lab = lambda im: cv2.cvtColor((im / 255).astype(np.float32), cv2.COLOR_RGB2LAB)  # noqa: E731
+    out = lab(match_color(src, ref, mask, "lab-transfer"))
+    assert out[24:32, 16:48, 1].mean() > 0  # the eyes stay grey-brown (the unclamped transfer: a* -26)
+    _, s_out = _masked_stats(out, mask)
+    _, s_src = _masked_stats(lab(src), mask)
+    assert np.all(s_out[1:] <= s_src[1:] + 0.05)  # chroma spread may fall, never rise
+    m_out, _ = _masked_stats(out, mask)
+    m_ref, _ = _masked_stats(lab(ref), mask)
+    assert np.allclose(m_out, m_ref, atol=1.5)  # the mean colour is still the input's
+
+
 def test_hist_match_matches_quantiles():
     src, ref, mask = _pair()
     out = match_color(src, ref, mask, "hist-match")

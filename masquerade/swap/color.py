@@ -14,6 +14,11 @@ from masquerade.core.tensor_color import lab_to_rgb, rgb_to_lab
 MODES = ("none", "mean-std", "lab-transfer", "hist-match")
 EDGE_BAND = 0.08  # of the crop's side: the depth of the face's inner border whose colours `match_border` matches
 EDGE_SIGMA = 0.08  # of the crop's side: how far the correction spreads (shading and colour, not features)
+# The most L*, a* and b* may be scaled by. A real face varies more in chroma than a model's render of one (its
+# redness, its lips, the colour a backdrop casts on its edges: d0 before a green screen, skin a* spread 7.1
+# against the render's 2.1), and scaling the render's own chroma up to match turned what is not skin in it,
+# eyes and brows, green (a* pushed below zero). So the chroma's spread may fall, never rise.
+LAB_MAX_GAIN = (np.inf, 1.0, 1.0)
 
 
 def _stats(img: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,16 +30,22 @@ def _stats(img: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def mean_std_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per-channel shift and scale so src's masked mean and std equal ref's."""
+def mean_std_transfer(
+    src: np.ndarray, ref: np.ndarray, mask: np.ndarray, max_gain: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Per-channel shift and scale so src's masked mean and std equal ref's (the scale at most `max_gain`)."""
     ms, ss = _stats(src, mask)
     mr, sr = _stats(ref, mask)
-    return ((src - ms) * (sr / np.maximum(ss, 1e-6)) + mr).astype(np.float32)
+    gain = sr / np.maximum(ss, 1e-6)
+    if max_gain is not None:
+        gain = np.minimum(gain, max_gain)
+    return ((src - ms) * gain + mr).astype(np.float32)
 
 
 def lab_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Reinhard et al. (2001) colour transfer in L*a*b* ("RCT"): mean/std transfer per L*a*b* channel."""
-    out = mean_std_transfer(_to_lab(src), _to_lab(ref), mask)
+    """Reinhard et al. (2001) colour transfer in L*a*b* ("RCT"): mean/std transfer per L*a*b* channel, with
+    the chroma's spread never raised (LAB_MAX_GAIN)."""
+    out = mean_std_transfer(_to_lab(src), _to_lab(ref), mask, LAB_MAX_GAIN)
     out[..., 0] = np.clip(out[..., 0], 0, 100)
     lab = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None]
     return lab_to_rgb(lab)[0].permute(1, 2, 0).numpy() * 255.0
