@@ -77,6 +77,16 @@ def test_the_landmark_smoother_keeps_up_with_a_fast_head_and_steadies_a_still_on
     assert (out[20:] - face).std() < 0.5 * noise[20:].std()
 
 
+def test_two_faces_side_by_side_keep_their_own_smoothing_when_listed_in_either_order():
+    left, right = MEAN_FACE_68 * 100 + 100, MEAN_FACE_68 * 100 + 160  # 100 px faces, 60 px apart
+    smoother = LandmarkSmoother(fps=30)
+    for k in range(20):
+        faces = [left, right] if k % 2 else [right, left]  # a detector's order is not a face's identity
+        out = smoother(faces)
+        for face, smoothed in zip(faces, out):
+            assert np.abs(smoothed - face).max() < 1e-3  # still faces: each filter stays on its own face
+
+
 def test_a_swapper_renders_on_one_thread_and_leaves_the_process_threads_as_it_found_them(model_dir, d18, monkeypatch):
     frame = next(read_frames(d18)).image
     seen = []

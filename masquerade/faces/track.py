@@ -9,6 +9,7 @@ that enter), on a scene cut, and as soon as a tracked face no longer looks like 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -38,11 +39,14 @@ def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return np.round(np.array([cx - half, cy - half, cx + half, cy + half], np.float32))
 
 
-def same_face(found: list[np.ndarray], landmarks: np.ndarray, within: float = 0.25) -> int | None:
+def same_face(
+    found: list[np.ndarray], landmarks: np.ndarray, within: float = 0.25, taken: Collection[int] = ()
+) -> int | None:
     """Of the landmark sets `found` in an image, the index of the face with these `landmarks`: the nearest by
-    centre, if within `within` of the face's width; else None."""
+    centre, if within `within` of the face's width; else None. Indices in `taken` are already matched to
+    another face and never chosen."""
     centre, width = landmarks.mean(0), float(np.ptp(landmarks[:, 0])) + 1e-3
-    dist = [float(np.linalg.norm(f.mean(0) - centre)) for f in found]
+    dist = [np.inf if i in taken else float(np.linalg.norm(f.mean(0) - centre)) for i, f in enumerate(found)]
     k = int(np.argmin(dist)) if dist else None
     return k if k is not None and dist[k] <= within * width else None
 

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from masquerade.faces.track import same_face
+
 # Cutoff (Hz) per face width per second of motion. With 0.5 (the earlier rule, per landmark coordinate), a
 # talking head turning fast (d12: 14 px a frame) had its swapped face trail the real one by 15 px on
 # average, 37 at most, and s29's by 6: a face sliding over the head, its brows doubled. With 20, the trail is
@@ -46,7 +48,7 @@ class OneEuro:
 
 
 class LandmarkSmoother:
-    """Tracks faces across frames by box centre and smooths each track's 68 landmarks.
+    """Tracks faces across frames by landmark centre (`same_face`) and smooths each track's 68 landmarks.
 
     `strength` 0 turns smoothing off; larger values smooth more (lower cutoff), scaled to the face size
     so the filter behaves the same for small and large faces.
@@ -55,26 +57,20 @@ class LandmarkSmoother:
     def __init__(self, fps: float, strength: float = 1.0):
         self.fps = fps or 30.0
         self.strength = strength
-        self.tracks: list[tuple[np.ndarray, OneEuro]] = []
+        self.tracks: list[tuple[np.ndarray, OneEuro]] = []  # (last landmarks, filter) per face
 
     def __call__(self, landmarks: list[np.ndarray]) -> list[np.ndarray]:
         if self.strength <= 0:
             return landmarks
         out, new_tracks, used = [], [], set()
         for lms in landmarks:
-            c = lms.mean(0)
-            size = float(np.ptp(lms[:, 0]) + 1e-3)
-            best, best_d = None, 0.25 * size
-            for k, (tc, _) in enumerate(self.tracks):
-                d = float(np.linalg.norm(tc - c))
-                if k not in used and d < best_d:
-                    best, best_d = k, d
+            best = same_face([t[0] for t in self.tracks], lms, taken=used)
             if best is None:
                 filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength)
             else:
                 used.add(best)
                 filt = self.tracks[best][1]
             out.append(filt(lms))
-            new_tracks.append((c, filt))
+            new_tracks.append((lms, filt))
         self.tracks = new_tracks
         return out
