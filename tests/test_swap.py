@@ -83,7 +83,7 @@ def test_two_faces_side_by_side_keep_their_own_smoothing_when_listed_in_either_o
     for k in range(20):
         faces = [left, right] if k % 2 else [right, left]  # a detector's order is not a face's identity
         out = smoother(faces)
-        for face, smoothed in zip(faces, out):
+        for face, smoothed in zip(faces, out, strict=True):
             assert np.abs(smoothed - face).max() < 1e-3  # still faces: each filter stays on its own face
 
 
