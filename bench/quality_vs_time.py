@@ -51,10 +51,10 @@ class UnmarkedSwapper(Swapper):
         return roi
 
 
-def unmarked_distance(model, a, frames: int, mask: str, detail: float) -> float | None:
+def unmarked_distance(model, a, frames: int, mask: str, detail: float, detail_from: str = "both") -> float | None:
     """Mean distance to B's identity of every third of A's first `frames` frames, swapped without the mark
     (only those frames are swapped, and none is encoded)."""
-    sw = UnmarkedSwapper(model, SwapOptions(to="b", mask=mask, detail=detail))
+    sw = UnmarkedSwapper(model, SwapOptions(to="b", mask=mask, detail=detail, detail_from=detail_from))
     target = sw.identity.get("b")
     if target is None:
         return None
@@ -69,9 +69,9 @@ def unmarked_distance(model, a, frames: int, mask: str, detail: float) -> float 
     return float(np.mean(dist)) if dist else None
 
 
-def point(model, a, frames: int, work, tag: str, mask: str, detail: float) -> dict:
-    swapped = work / "swapped.mp4"
-    opts = SwapOptions(to="b", mask=mask, detail=detail)
+def point(model, a, frames: int, work, tag: str, mask: str, detail: float, detail_from: str = "both") -> dict:
+    swapped = work / f"swapped_{tag}.mp4"
+    opts = SwapOptions(to="b", mask=mask, detail=detail, detail_from=detail_from)
     swap_video(Swapper(model, opts), a, swapped, VideoOptions(end=f"{frames}f"))
     ev = evaluate_swap(swapped, a, model, max_frames=frames)
     still(a, swapped, frames // 2, work / f"still_{tag}.png")
@@ -83,7 +83,7 @@ def point(model, a, frames: int, work, tag: str, mask: str, detail: float) -> di
         "top1": ev["top1_retrieval"],
         "dist_target": s["dist_target"].get("mean"),
         "dist_original": s["dist_original"].get("mean"),
-        "dist_target_unmarked": unmarked_distance(model, a, frames, mask, detail),
+        "dist_target_unmarked": unmarked_distance(model, a, frames, mask, detail, detail_from),
         "landmark_error": s["landmark_error"].get("mean"),
         "mouth_error": s["mouth_error"].get("mean"),
         "pose_error": s["pose_error"].get("mean"),
@@ -96,6 +96,10 @@ def point(model, a, frames: int, work, tag: str, mask: str, detail: float) -> di
         "rebuild_ssim": reb.get("ssim"),
         "rebuild_psnr": reb.get("psnr"),
         "rebuild_dist_target": reb.get("dist_target"),  # the identity floor: B's decoder on B's own faces
+        # the same with B's own detail from faces at least 2 s away (models.detail), when the model keeps them
+        "rebuild_own_ssim": reb.get("own_ssim"),
+        "rebuild_own_psnr": reb.get("own_psnr"),
+        "rebuild_own_dist_target": reb.get("own_dist_target"),
         "ssim_a": rec["a"].get("ssim"),
         "ssim_b": rec["b"].get("ssim"),
         "psnr_a": rec["a"].get("psnr"),
@@ -118,6 +122,7 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
     ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
+    ap.add_argument("--detail-from", default=SwapOptions().detail_from, help="swap's --detail-from")
     ap.add_argument("--rate", type=float, help="iterations per second of this model alone: budgets in iterations")
     args = ap.parse_args()
     own = TrainConfig(model=args.model, batch_size=args.batch_size, lr=args.lr).with_model_defaults()
@@ -161,7 +166,7 @@ def main() -> None:
                 "train_seconds": round(res.seconds, 1),
                 "loss_a": res.loss_a,
                 "loss_b": res.loss_b,
-                **point(model, a, args.frames, work, f"{m:g}", args.mask, args.detail),
+                **point(model, a, args.frames, work, f"{m:g}", args.mask, args.detail, args.detail_from),
             }
             row["wall_seconds"] = round(time.monotonic() - t, 1)  # this step: training plus evaluation
             curve.append(row)

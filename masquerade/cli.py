@@ -337,9 +337,19 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.detail,
         metavar="S",
-        help="restore the input's own finest detail (grain, pores, fine edges: the band finer than the model's "
-        "pixels) wherever the rendered face agrees with the input, so a low-resolution face does not look smeared "
-        f"in a sharp frame; strength 0 to 2, 0: off ({d.detail:g})",
+        help="lay fine detail on the painted face (lashes, lid lines, brow hairs, lip edges, pores), so a "
+        "low-resolution face does not look smeared in a sharp frame (see --detail-from); strength 0 to 2, 0: off "
+        f"({d.detail:g})",
+    )
+    p.add_argument(
+        "--detail-from",
+        choices=("both", "target", "input"),
+        default=d.detail_from,
+        help="target: from the target's own faces, kept beside the model by train, the nearest to what the model "
+        "painted, warped onto it, where they agree; input: the input's own band finer than the model's pixels, "
+        "where the painted face agrees with the input; both: the input's where it agrees, the target's where it does "
+        "not (eyes, brows, mouth). With a model "
+        f"that keeps no faces of the target (trained by an earlier release): input alone ({d.detail_from})",
     )
     p.add_argument(
         "--edge-match",
@@ -386,6 +396,7 @@ def swap_options(args):
         erode=args.erode,
         blur=args.blur,
         detail=args.detail,
+        detail_from=args.detail_from,
         edge_match=args.edge_match,
         smooth=args.smooth,
         min_face=args.min_face,

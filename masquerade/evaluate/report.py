@@ -24,6 +24,7 @@ from masquerade.faces.identity import distance, embed, nearer_side
 from masquerade.faces.mask import face_mask
 from masquerade.faceset.store import FaceSet
 from masquerade.media import probe, read_frames, write_image
+from masquerade.models.detail import load_bank
 from masquerade.models.io import load_config, load_model
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.train.data import fixed_batch, is_holdout, load_side
@@ -185,6 +186,9 @@ def _region_scores(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> 
     return ssim, M.psnr(a[0].permute(1, 2, 0).numpy()[inside], b[0].permute(1, 2, 0).numpy()[inside])
 
 
+OWN_RADIUS = 60  # frames: a face is not rebuilt with detail from its own neighbours (2 s at 30 fps)
+
+
 @torch.no_grad()
 def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict:
     """Native-resolution rebuild: held-out faces of `side` rendered by its own decoder and put back into their
@@ -208,9 +212,12 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
     for r in held:
         wanted.setdefault(r.source, {}).setdefault(r.frame_index, []).append(r.face)
     # detail 0: the model's own rendering is scored; the input's band, restored from the very frame being
-    # rebuilt, would be the truth itself
+    # rebuilt, would be the truth itself. With the side's own faces kept beside the model, also scored with
+    # their detail ("own_"), none taken from within OWN_RADIUS frames of the face rebuilt.
     swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0))
-    ssim, psnr, dist, dist_real = [], [], [], []
+    bank = load_bank(lm.path, side)
+    own = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail_from="target")) if bank else None
+    ssim, psnr, dist, dist_real, own_ssim, own_psnr, own_dist = [], [], [], [], [], [], []
     target = lm.identity.get(side)
     for source, frames in wanted.items():
         if not Path(source).exists():
@@ -225,6 +232,14 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
                     dist.append(distance(embed(out, face.landmarks), target))
                     real = face.embedding if face.embedding is not None else embed(fr.image, face.landmarks)
                     dist_real.append(distance(real, target))
+                if own is not None and bank is not None:
+                    own.use_bank(side, bank.without(source, fr.index, OWN_RADIUS))
+                    out = own.swap_frames([fr.image], [[face]])[0]
+                    s, p = _region_scores(out, fr.image, face.landmarks)
+                    own_ssim.append(s)
+                    own_psnr.append(p)
+                    if target is not None:
+                        own_dist.append(distance(embed(out, face.landmarks), target))
             if fr.index >= max(frames):
                 break
     if not ssim:
@@ -232,6 +247,10 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
     res = {"n": len(ssim), "ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
     if dist:
         res.update(dist_target=float(np.mean(dist)), dist_target_real=float(np.mean(dist_real)))
+    if own_ssim:
+        res.update(own_ssim=float(np.mean(own_ssim)), own_psnr=float(np.mean(own_psnr)))
+    if own_dist:
+        res.update(own_dist_target=float(np.mean(own_dist)))
     return res
 
 

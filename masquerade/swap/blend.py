@@ -46,23 +46,35 @@ def blend(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, mode: str = "al
 
 
 def restore_detail(
-    out: np.ndarray, frame: np.ndarray, mask: np.ndarray, model_px: float, strength: float = 1.0
+    out: np.ndarray,
+    frame: np.ndarray,
+    mask: np.ndarray,
+    model_px: float,
+    strength: float = 1.0,
+    own: np.ndarray | None = None,
+    from_input: bool = True,
 ) -> np.ndarray:
-    """`out` (the frame with the face blended in) plus the input frame's luma band finer than the model's pixels
-    (`model_px`: frame pixels per model pixel), inside `mask`, where render and input agree at the model's scale.
+    """`out` (the frame with the face blended in) plus fine detail inside `mask`: the input frame's luma band
+    finer than the model's pixels (`from_input`; `model_px`: frame pixels per model pixel) where render and
+    input agree at the model's scale, and where they do not, the target's own (`own`: its band in frame pixels,
+    already withheld where it differs from the painting; see `swap.exemplar`).
 
-    Why: a 64 px model painted onto a 250 px face has nothing finer than about 8 frame pixels, and reads as a
-    smear in a sharp frame. That band is grain, pores and the finest edges, which carry little identity (the
-    identity distance to the target was unchanged on d18, s29 and within 0.015 on d6). Where the render differs
-    from the input (a smile rendered closed, eyes opened wider) the input's edges would show as ghosts, so the
-    band is withheld there. Pixels outside the mask are returned unchanged, bit for bit.
+    Why the input's band: a 64 px model painted onto a 250 px face has nothing finer than about 8 frame pixels,
+    and reads as a smear in a sharp frame. That band is grain, pores and the finest edges of the very frame, which
+    carry little identity and move exactly with the face. Where the render differs from the input (a smile
+    rendered closed, the target's eyes and brows) the input's edges would show as ghosts, so the band is withheld
+    there: just where the target's own detail is wanted. Pixels outside the mask are returned unchanged, bit
+    for bit.
     """
-    if strength <= 0:
+    if strength <= 0 or (own is None and not from_input):
         return out
-    y_in = frame.astype(np.float32) @ LUMA
-    band = y_in - cv2.GaussianBlur(y_in, (0, 0), DETAIL_SIGMA * model_px)
-    differ = np.abs(cv2.GaussianBlur(out.astype(np.float32) @ LUMA - y_in, (0, 0), model_px))
-    w = strength * np.clip(mask, 0, 1) * np.exp(-((differ / DETAIL_GATE) ** 2))
+    add = np.zeros(mask.shape, np.float32) if own is None else own
+    if from_input:
+        y_in = frame.astype(np.float32) @ LUMA
+        band = y_in - cv2.GaussianBlur(y_in, (0, 0), DETAIL_SIGMA * model_px)
+        differ = np.abs(cv2.GaussianBlur(out.astype(np.float32) @ LUMA - y_in, (0, 0), model_px))
+        agree = np.exp(-((differ / DETAIL_GATE) ** 2))
+        add = agree * band + (1 - agree) * add
     res = out.astype(np.float32) + 0.5
-    res += (w * band)[..., None]
+    res += (strength * np.clip(mask, 0, 1) * add)[..., None]
     return np.clip(res, 0, 255).astype(np.uint8)

@@ -27,6 +27,7 @@ from masquerade.core.errors import InputError
 from masquerade.core.types import Face
 from masquerade.faces.align import (
     crop_face,
+    crop_frame_matrix,
     estimate_matrix,
     frame_px_per_crop_px,
     invert,
@@ -36,12 +37,15 @@ from masquerade.faces.align import (
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
 from masquerade.faces.mask import face_mask, feather, not_skin
+from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.faces.track import FaceTracker, box_from_landmarks, same_face
+from masquerade.models.detail import DetailBank, load_bank
 from masquerade.models.export import OnnxRenderer, export_bytes
 from masquerade.models.io import LoadedModel, load_model
 from masquerade.provenance import watermark
 from masquerade.provenance.verify import verify_analyzer
-from masquerade.swap.blend import blend, restore_detail
+from masquerade.swap import exemplar
+from masquerade.swap.blend import LUMA, blend, restore_detail
 from masquerade.swap.color import match_border, match_color
 from masquerade.swap.smooth import LandmarkSmoother
 
@@ -51,7 +55,10 @@ class SwapOptions:
     to: str = "auto"  # a | b | auto: the side NOT matching the input's faces
     color: str = "lab-transfer"
     blend: str = "alpha"
-    detail: float = 1.0  # the input's band finer than the model's pixels, restored where the render agrees; 0: off
+    detail: float = 1.0  # strength of the fine detail laid on the painted face (`detail_from`); 0: off
+    # both: the input's own band where the painting agrees with the input, and the target's own detail (its real
+    # faces kept beside the model, `swap.exemplar`) where it does not (eyes, brows, mouth); target or input: alone
+    detail_from: str = "both"
     edge_match: float = 1.0  # the face's border takes the input's colours and shading, fading inward; 0: off
     mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
     erode: int = 0  # px in the frame; negative grows the mask
@@ -135,6 +142,8 @@ class Swapper:
             raise InputError("--mask", "must be skin or hull")
         if not 0 <= self.opts.detail <= 2:
             raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
+        if self.opts.detail_from not in ("both", "target", "input"):
+            raise InputError("--detail-from", "must be both, target or input")
         if not 0 <= self.opts.edge_match <= 1:
             raise InputError("--edge-match", f"must be from 0 to 1 (got {self.opts.edge_match})")
         self.to: str | None = None if self.opts.to == "auto" else self.opts.to
@@ -157,6 +166,24 @@ class Swapper:
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
         self.mark_finder = verify_analyzer()  # finds faces exactly as `verify` will (and swap's read-back)
         self._picture_finder: FaceAnalyzer | None = None  # see find_picture_faces
+        self._banks: dict[str, tuple[DetailBank, np.ndarray, np.ndarray] | None] = {}  # see use_bank
+        hull = transform_points(crop_frame_matrix(exemplar.THUMB, self.padding, self.lift), MEAN_FACE_68)
+        self._thumb_weight = face_mask((exemplar.THUMB, exemplar.THUMB), hull)
+
+    def use_bank(self, side: str, bank: DetailBank | None) -> None:
+        """Take the target's detail for `side` from this bank (None: from none) rather than the model's own."""
+        if bank is None or not len(bank):
+            self._banks[side] = None
+            return
+        size = bank.faces.shape[1]
+        hull = face_mask((size, size), transform_points(crop_frame_matrix(size, self.padding, self.lift), MEAN_FACE_68))
+        self._banks[side] = (bank, exemplar.thumbnails(bank.faces, self._thumb_weight), hull)
+
+    def _load_bank(self, side: str) -> None:
+        """The model's bank of the target's faces for `side`, once (None: trained before banks, or `input`)."""
+        if side not in self._banks:
+            use = self.opts.detail > 0 and self.opts.detail_from != "input" and self.model.net is not None
+            self.use_bank(side, load_bank(self.model.path, side) if use else None)
 
     def find_faces(self, frame: np.ndarray) -> list[Face]:
         """The faces of the next frame of a video: tracked, or detected afresh with `track=False`."""
@@ -236,6 +263,7 @@ class Swapper:
         out = [f.copy() for f in frames]
         if not jobs:
             return out
+        self._load_bank(self.to)
         with self.clock("model"):
             preds = self._run_model(np.stack([j[4] for j in jobs]))
         by_frame: dict[int, list] = {}
@@ -348,7 +376,24 @@ class Swapper:
         erode = self.opts.erode if self.opts.erode else blur // 2
         mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
         out = blend(frame, face_full, mask, self.opts.blend)
-        return restore_detail(out, frame, mask, frame_px_per_crop_px(m), self.opts.detail), mask
+        own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 else None
+        from_input = self.opts.detail_from != "target"
+        return restore_detail(out, frame, mask, frame_px_per_crop_px(m), self.opts.detail, own, from_input), mask
+
+    def _own_detail(self, pred: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+        """The target's own fine band for this painted face, withheld where it differs, in frame pixels
+        (`exemplar`); None when the model keeps no faces of the target."""
+        entry = self._banks.get(self.to or "")
+        if entry is None:
+            return None
+        bank, thumbs, hull = entry
+        painted = (pred[..., :3] * 255.0) @ LUMA
+        face = bank.faces[exemplar.nearest(thumbs, painted, self._thumb_weight)]
+        band, gate = exemplar.own_band(face, painted, hull)
+        k = face.shape[0] / self.size
+        to_bank = np.diag([k, k]) @ m  # frame -> the bank's crop
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        return cv2.warpAffine(band * gate, to_bank, shape[::-1], flags=flags, borderValue=0)
 
     def _mark(
         self,

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 
 from masquerade.core.errors import InputError
 from masquerade.faces.align import mouth_opening, transform_points
-from masquerade.faces.identity import main_person
 from masquerade.faces.mask import face_mask, feature_mask
-from masquerade.faceset.store import FaceSet
+from masquerade.faceset.store import FaceSet, is_holdout, main_person_records
 from masquerade.train.augment import AugmentConfig, make_pair
 
 FEATURE_BOOST = 2.0  # eyes and mouth weigh 1 + this in the loss
@@ -31,11 +30,6 @@ MOUTH_EDGES = (0.04, 0.12, 0.25)
 YAW_EDGES = (-25.0, -10.0, 10.0, 25.0)
 MOUTH_NAMES = ("mouth closed", "mouth parted", "mouth open", "mouth wide open")
 YAW_NAMES = ("yaw below -25 deg", "yaw -25 to -10 deg", "frontal", "yaw 10 to 25 deg", "yaw above 25 deg")
-
-
-def is_holdout(face_id: int, every: int) -> bool:
-    """Every `every`-th face (by index id) is kept out of training, for evaluation."""
-    return every > 0 and face_id % every == 0
 
 
 @dataclass
@@ -90,14 +84,9 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
         for path, fs in zip(paths, sets, strict=True):
             if abs(fs.padding - sets[0].padding) > 1e-9:
                 raise InputError(path, "face sets of one side must share one crop padding")
-        records = [(fs, rec) for fs in sets for rec in fs]
-        # One person per side, found over all its faces (both splits, so they agree): a second person or a false
-        # face (s18: a blurred plant, 14 of 296 faces) would teach the decoder someone else.
-        embedded = [k for k, (_, rec) in enumerate(records) if rec.face.embedding is not None]
-        keep = main_person(np.stack([records[k][1].face.embedding for k in embedded])) if embedded else []
-        others = {k for k, kept in zip(embedded, keep, strict=True) if not kept}
-        for k, (fs, rec) in enumerate(records):
-            if k in others or is_holdout(rec.id, holdout_every) != (split == "holdout"):
+        records, others = main_person_records(sets)
+        for fs, rec in records:
+            if is_holdout(rec.id, holdout_every) != (split == "holdout"):
                 continue
             crop = fs.load_crop(rec)
             img = cv2.resize(crop, (work_size, work_size), interpolation=cv2.INTER_AREA)
@@ -118,7 +107,7 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
     weights = torch.from_numpy((np.stack(wts) * 255 + 0.5).astype(np.uint8))
     emb = np.mean(embs, 0) if embs else np.zeros(128, np.float32)
     bins = expression_bins(np.array(openings), np.array(yaws, np.float64))
-    return SideData(images, weights, float(padding), emb.astype(np.float32), bins, len(others))
+    return SideData(images, weights, float(padding), emb.astype(np.float32), bins, others)
 
 
 def sample_batch(

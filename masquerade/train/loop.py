@@ -36,6 +36,7 @@ from masquerade.core.types import Progress
 from masquerade.faceset.store import FaceSet
 from masquerade.media import write_image
 from masquerade.models import io
+from masquerade.models.detail import write_banks
 from masquerade.models.registry import model_entry
 from masquerade.train import distributed
 from masquerade.train.augment import AugmentConfig
@@ -414,6 +415,8 @@ def _train_locked(
         state["iteration"] = it_w
     elif not resume:
         config.save(model_dir)
+    if dist.main:  # each side's own faces, for the fine detail swap lays on what the model paints
+        write_banks(model_dir, config)
     if not dist.main:  # a resumed rank > 0 draws faces of its own from here on
         gen.manual_seed(cfg.seed + 1000 * dist.rank + state["iteration"])
     if dist.main:

@@ -1,0 +1,71 @@
+"""The target's own fine detail laid on what the model painted: the nearest of the target's real faces
+(`models.detail`), warped onto the painting by optical flow, its fine band kept where the two agree.
+
+Why: a 64 px decoder paints the target's eyes, brows and lips as soft blobs; the target's real faces hold their
+lashes, lid lines, brow hairs and lip edges. Chosen by likeness to the painting (the same gaze, mouth and pose
+as far as the target's footage has them) and warped onto it, that detail follows what the model painted, not
+the input. Where the two still differ after the warp (an expression the target's footage lacks) it is withheld.
+Small pure functions over arrays: the swap engine composes them (`Swapper._put_back`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+THUMB = 32  # px a side of the thumbnails faces are matched by
+BAND = 1.0  # model pixels: the band taken is finer than about this (a Gaussian's sigma)
+GATE = 25.0  # grey levels of disagreement, at the model's scale, at which the band is mostly withheld
+FLOW_BLUR = 0.8  # model pixels: the exemplar is blurred to about the painting's softness before the flow
+MAX_GAIN = 1.5  # the exemplar's contrast is matched to the painting's, by at most this factor
+
+
+def normalized(img: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """`img` less its mean, over its spread, both measured under `weight`: matching ignores brightness and
+    contrast (the painting is colour-matched to the input later)."""
+    w = weight / max(float(weight.sum()), 1e-6)
+    mean = float((img * w).sum())
+    return (img - mean) / (float(np.sqrt((((img - mean) ** 2) * w).sum())) + 1e-3)
+
+
+def thumbnails(faces: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(N, THUMB * THUMB) float32: each face's thumbnail, normalized and weighted, for `nearest`. `weight`:
+    (THUMB, THUMB) where faces are compared (the face's hull)."""
+    small = [cv2.resize(f.astype(np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA) for f in faces]
+    return np.stack([(normalized(s, weight) * np.sqrt(weight)).ravel() for s in small]).astype(np.float32)
+
+
+def nearest(thumbs: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> int:
+    """The index of the face most like the painted luma (any size), by weighted distance of thumbnails."""
+    q = normalized(cv2.resize(painted.astype(np.float32), (THUMB, THUMB), interpolation=cv2.INTER_AREA), weight)
+    q = (q * np.sqrt(weight)).ravel()
+    return int(np.argmin(((thumbs - q) ** 2).sum(1)))
+
+
+def own_band(exemplar: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(band, gate), both the exemplar's size: the exemplar's fine band (finer than BAND model pixels) warped
+    onto the painted luma (the model's size, float), and where it agrees with the painting (0 to 1).
+    `weight`: the face's hull at the exemplar's size, for matching brightness and contrast."""
+    size = exemplar.shape[0]
+    scale = size / painted.shape[0]  # exemplar pixels per model pixel
+    up = cv2.resize(painted.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    ex = exemplar.astype(np.float32)
+    soft = cv2.GaussianBlur(ex, (0, 0), FLOW_BLUR * scale)
+    w = weight / max(float(weight.sum()), 1e-6)
+    mu_e, mu_p = float((soft * w).sum()), float((up * w).sum())
+    sd_e = float(np.sqrt((((soft - mu_e) ** 2) * w).sum()))
+    sd_p = float(np.sqrt((((up - mu_p) ** 2) * w).sum()))
+    gain = min(sd_p / max(sd_e, 1e-3), MAX_GAIN)
+    # where each pixel of the painting is found in the exemplar (both at the painting's softness)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(
+        _u8(up), _u8((soft - mu_e) * gain + mu_p), None
+    )
+    gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+    warped = cv2.remap(ex, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    band = (warped - cv2.GaussianBlur(warped, (0, 0), BAND * scale)) * gain
+    differ = cv2.GaussianBlur((warped - mu_e) * gain + mu_p - up, (0, 0), scale)
+    return band, np.exp(-((differ / GATE) ** 2)).astype(np.float32)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
