@@ -20,6 +20,8 @@ from masquerade.core.device import torch_threads
 from masquerade.evaluate.report import evaluate_swap
 from masquerade.faceset.extract import ExtractOptions, extract
 from masquerade.media import VideoWriter, read_frames
+from masquerade.models.detail import write_banks
+from masquerade.models.io import load_config
 from masquerade.provenance.verify import verify_file
 from masquerade.swap.pipeline import SwapOptions, Swapper
 from masquerade.swap.run import VideoOptions, swap_video
@@ -33,6 +35,7 @@ def model_for(name: str):
         extract([clip("d18")], fa, ExtractOptions(every=20))
         extract([clip("d19")], fb, ExtractOptions(every=20))
         train([fa], [fb], out, TrainConfig(model=name, iterations=200))
+    write_banks(out, load_config(out))  # a model trained before banks were kept: its faces, as train keeps them
     return out
 
 
@@ -98,6 +101,7 @@ def main() -> None:
     ap.add_argument("--no-quality", action="store_true", help="skip evaluate and verify of each output")
     ap.add_argument("--clips", default="480p,720p", help="480p, 720p, 480p-long, 720p-long (864 frames)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
+    ap.add_argument("--detail-from", default=SwapOptions().detail_from, help="swap's --detail-from")
     ap.add_argument("--edge-match", type=float, default=SwapOptions().edge_match, help="swap's --edge-match (0: off)")
     args = ap.parse_args()
     res: dict = {}
@@ -116,7 +120,14 @@ def main() -> None:
             dec, enc = io_ms(path, args.frames)
             for track in args.track.split(","):
                 sw = Swapper(
-                    model, SwapOptions(to="b", track=track == "on", detail=args.detail, edge_match=args.edge_match)
+                    model,
+                    SwapOptions(
+                        to="b",
+                        track=track == "on",
+                        detail=args.detail,
+                        detail_from=args.detail_from,
+                        edge_match=args.edge_match,
+                    ),
                 )
                 out = OUT / f"swap_speed_{name}_{label}_{track}.mp4"
                 t = time.perf_counter()

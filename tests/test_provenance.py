@@ -238,7 +238,7 @@ def test_a_face_cut_by_a_screen_recording_is_read_on_its_part_inside_the_frame(s
     # The crop's part outside the frame is the frame reflected at its edge: a mirror image of the face whose
     # texture and mark only add noise. d18's screen recording (CRF 28, the attack bench): 95.8% -> 100% of frames.
     fa = verify_analyzer()
-    recorded = [_screen_recording(f.image) for f in islice(read_frames(swapped_clip), 0, 30, 3)]
+    recorded = [_screen_recording(f.image) for f in read_frames(swapped_clip)]  # all 30: every 3rd read 1.02-1.03x
     frames = [f.image for f in read_frames(_reencode(recorded, tmp_path / "recording.mp4"))]
 
     def mean_z() -> float:
