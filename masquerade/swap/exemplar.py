@@ -22,12 +22,18 @@ MAX_GAIN = 1.5  # the exemplar's contrast is matched to the painting's, by at mo
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
 
 
+def mean_spread(img: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """The mean and the standard deviation of `img` under `weight`."""
+    w = weight / max(float(weight.sum()), 1e-6)
+    mean = float((img * w).sum())
+    return mean, float(np.sqrt((((img - mean) ** 2) * w).sum()))
+
+
 def normalized(img: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """`img` less its mean, over its spread, both measured under `weight`: matching ignores brightness and
     contrast (the painting is colour-matched to the input later)."""
-    w = weight / max(float(weight.sum()), 1e-6)
-    mean = float((img * w).sum())
-    return (img - mean) / (float(np.sqrt((((img - mean) ** 2) * w).sum())) + 1e-3)
+    mean, spread = mean_spread(img, weight)
+    return (img - mean) / (spread + 1e-3)
 
 
 def thumbnails(faces: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -53,10 +59,7 @@ def own_band(exemplar: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> t
     up = cv2.resize(painted.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     ex = exemplar.astype(np.float32)
     soft = cv2.GaussianBlur(ex, (0, 0), FLOW_BLUR * scale)
-    w = weight / max(float(weight.sum()), 1e-6)
-    mu_e, mu_p = float((soft * w).sum()), float((up * w).sum())
-    sd_e = float(np.sqrt((((soft - mu_e) ** 2) * w).sum()))
-    sd_p = float(np.sqrt((((up - mu_p) ** 2) * w).sum()))
+    (mu_e, sd_e), (mu_p, sd_p) = mean_spread(soft, weight), mean_spread(up, weight)
     gain = min(sd_p / max(sd_e, 1e-3), MAX_GAIN)
     # where each pixel of the painting is found in the exemplar (both at the painting's softness)
     flow = cv2.DISOpticalFlow_create(FLOW_PRESET).calc(_u8(up), _u8((soft - mu_e) * gain + mu_p), None)

@@ -167,17 +167,19 @@ class Swapper:
         self.mark_finder = verify_analyzer()  # finds faces exactly as `verify` will (and swap's read-back)
         self._picture_finder: FaceAnalyzer | None = None  # see find_picture_faces
         self._banks: dict[str, tuple[DetailBank, np.ndarray, np.ndarray] | None] = {}  # see use_bank
-        hull = transform_points(crop_frame_matrix(exemplar.THUMB, self.padding, self.lift), MEAN_FACE_68)
-        self._thumb_weight = face_mask((exemplar.THUMB, exemplar.THUMB), hull)
+        self._thumb_weight = self._mean_hull(exemplar.THUMB)
 
     def use_bank(self, side: str, bank: DetailBank | None) -> None:
         """Take the target's detail for `side` from this bank (None: from none) rather than the model's own."""
         if bank is None or not len(bank):
             self._banks[side] = None
             return
-        size = bank.faces.shape[1]
-        hull = face_mask((size, size), transform_points(crop_frame_matrix(size, self.padding, self.lift), MEAN_FACE_68))
-        self._banks[side] = (bank, exemplar.thumbnails(bank.faces, self._thumb_weight), hull)
+        thumbs = exemplar.thumbnails(bank.faces, self._thumb_weight)
+        self._banks[side] = (bank, thumbs, self._mean_hull(bank.faces.shape[1]))
+
+    def _mean_hull(self, size: int) -> np.ndarray:
+        """The mean face's hull in the model's crop (its padding and lift) at `size` px: where faces are compared."""
+        return face_mask((size, size), transform_points(crop_frame_matrix(size, self.padding, self.lift), MEAN_FACE_68))
 
     def _load_bank(self, side: str) -> None:
         """The model's bank of the target's faces for `side`, once (None: trained before banks, or `input`)."""
