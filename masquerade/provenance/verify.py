@@ -30,7 +30,7 @@ FILE_FALSE_ALARM = 1e-6
 # probability below 3e-5, all 16 below 5e-4. Below it the id is "unreadable", never a wrong id.
 MODEL_ID_Z = 4.4
 EDGE_READS = 2  # a face cut by the frame's edge is found twice: see `_landmarks`
-MAX_UNREAD = 64  # frames kept to be searched (`_searched`) once the file is decided, at most
+MAX_UNREAD = 16  # frames kept to be searched (`_searched`) once the file is decided, at most (whole frames)
 LONG_VIDEO = 10  # a video with more than 10x the frames to check is sampled at its keyframes...
 MIN_KEYFRAMES = 60  # ...when it has at least this many (else every Nth frame, decoded in order)
 
