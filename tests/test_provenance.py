@@ -189,6 +189,23 @@ def test_a_mark_verify_aligns_a_few_pixels_and_percent_off_is_found_by_searching
     assert r.frames_marked == 0 and not r.marked
 
 
+def test_frames_found_by_the_search_count_only_in_a_file_marked_on_all_its_frames(monkeypatch):
+    """3 marked frames decide a file after 3 frames, not after 300: the frames searched meanwhile must not count."""
+    from masquerade.provenance import verify as V
+
+    code = wm.payload_bits("c738924b")
+    reads = iter([5.0] * 3 + [0.0] * 297)  # the signature's z of each frame's face
+
+    def read_frame(image, fa, still=False):
+        z = next(reads)
+        return [np.zeros((68, 2))], [wm.FaceMark(code * z / 2, z, np.ones(wm.N_DECOYS), 1.0)]
+
+    monkeypatch.setattr(V, "read_frame", read_frame)
+    monkeypatch.setattr(V, "_searched", lambda image, faces, still: True)  # as if every face were found
+    r = V.verify_frames("x.mp4", [np.zeros((8, 8, 3), np.uint8)] * 300, analyzer=object())
+    assert not r.marked and r.frames_marked == 3
+
+
 def test_the_search_s_z_counts_the_whole_family_as_one_read():
     n = len(wm.SEARCH_SCALES) * len(wm.SEARCH_SHIFTS) ** 2
     line = wm.search_threshold(n)

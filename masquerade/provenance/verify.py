@@ -264,8 +264,8 @@ def verify_frames(
         raise InputError(path, "no frame could be read")
     need = min_marked_frames(checked, faces_per_frame=looks)
     is_marked = _decided(marked, checked, zs, z_sum, looks)
-    if is_marked:
-        searched += sum(_searched(image, faces, still) for image, faces in unread)
+    # decided on the frames so far is not decided on them all (3 of 10 frames is, 3 of 300 is not)
+    searched = searched + sum(_searched(image, faces, still) for image, faces in unread) if is_marked else 0
     sig = code = None
     code_z = model_code_z(z_sum, decoy_sum, marked)
     if marked:
