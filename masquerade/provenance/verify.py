@@ -109,14 +109,7 @@ def min_marked_frames(
 
 def strict_threshold(frames: int, faces_per_frame: int = LOOKS_PER_FRAME) -> float:
     """z above which a single face decides: frames * faces * P(T > z) < FILE_FALSE_ALARM."""
-    lo, hi = wm.THRESHOLD, 40.0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if frames * faces_per_frame * wm.t_sf(mid, wm.N_DECOYS) < FILE_FALSE_ALARM:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return max(wm.THRESHOLD, wm.t_isf(FILE_FALSE_ALARM / (frames * faces_per_frame), wm.N_DECOYS))
 
 
 def _sides(image: np.ndarray, landmarks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:

@@ -607,25 +607,24 @@ def search_mark(frame: np.ndarray, landmarks: np.ndarray, still: bool = False) -
 
 def single_read_z(z: float, reads: int) -> float:
     """The z a single read would need to be as unlikely on an unmarked face as the best of `reads` reads at `z`
-    (a union bound: neighbouring alignments read much alike, so the true chance is lower). Below THRESHOLD's
-    equivalent only its order matters, so it is computed exactly only above it."""
-    if z <= search_threshold(reads):
-        return z - (search_threshold(reads) - THRESHOLD)
-    p = min(1.0, reads * false_positive_rate(z))
-    lo, hi = 0.0, z
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if false_positive_rate(mid) > p else (lo, mid)
-    return hi
+    (a union bound: neighbouring alignments read much alike, so the true chance is lower). Under the line
+    (`search_threshold`) only the order matters: shifted, not converted."""
+    line = search_threshold(reads)
+    return z - (line - THRESHOLD) if z <= line else t_isf(reads * false_positive_rate(z), N_DECOYS)
 
 
 @cache
 def search_threshold(reads: int) -> float:
     """The z the best of `reads` reads must exceed to be as unlikely on an unmarked face as one read at THRESHOLD."""
-    lo, hi = THRESHOLD, 40.0
+    return t_isf(false_positive_rate() / reads, N_DECOYS)
+
+
+def t_isf(p: float, dof: int) -> float:
+    """The t with P(T > t) = p, for Student's t with `dof` degrees of freedom (0 < p <= 0.5)."""
+    lo, hi = 0.0, 40.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if reads * false_positive_rate(mid) <= false_positive_rate() else (mid, hi)
+        lo, hi = (mid, hi) if t_sf(mid, dof) > p else (lo, mid)
     return hi
 
 
