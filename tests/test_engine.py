@@ -200,7 +200,8 @@ def test_live_from_a_file_to_udp_sends_marked_frames(model_dir, d18, tmp_path):
     ts = tmp_path / "received.ts"
     ts.write_bytes(bytes(got))
     res = verify_file(ts, all_frames=True)
-    assert res.frames_checked >= 10 and res.marked, res
+    # live drops frames to keep real time: 4 s gave 8 frames on a loaded 2-core machine, more when alone
+    assert res.frames_checked >= 5 and res.marked, res
 
 
 def test_live_into_a_file_writes_a_marked_signed_video(model_dir, d18, tmp_path):
