@@ -79,6 +79,10 @@ class SwapOptions:
     redetect: int = 30  # with tracking, a full detection at least every this many frames
 
 
+# The target's own band is finer than one model pixel: on a face whose model pixel spans under 2 frame pixels it
+# lies at the frame's own finest scale, and adds only noise. On s13 (a 77 px face, 1.6 frame pixels a model
+# pixel; every other shared clip 3.3-5) it cut the mark's mean z from 7.0 to 5.4 and cost a frame of 30.
+OWN_MIN_MODEL_PX = 2.0
 TRACKED_READ = 0.9  # share of a tracked mark's z that verify reads (its alignment differs by about a pixel)
 
 
@@ -378,9 +382,10 @@ class Swapper:
         erode = self.opts.erode if self.opts.erode else blur // 2
         mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
         out = blend(frame, face_full, mask, self.opts.blend)
-        own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 else None
+        model_px = frame_px_per_crop_px(m)
+        own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 and model_px >= OWN_MIN_MODEL_PX else None
         from_input = self.opts.detail_from != "target"
-        return restore_detail(out, frame, mask, frame_px_per_crop_px(m), self.opts.detail, own, from_input), mask
+        return restore_detail(out, frame, mask, model_px, self.opts.detail, own, from_input), mask
 
     def _own_detail(self, pred: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
         """The target's own fine band for this painted face, withheld where it differs, in frame pixels
