@@ -348,8 +348,8 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         help="target: from the target's own faces, kept beside the model by train, the nearest to what the model "
         "painted, warped onto it, where they agree; input: the input's own band finer than the model's pixels, "
         "where the painted face agrees with the input; both: the input's where it agrees, the target's where it does "
-        "not (eyes, brows, mouth). With a model "
-        f"that keeps no faces of the target (trained by an earlier release): input alone ({d.detail_from})",
+        "not (eyes, brows, mouth). With a model that keeps no faces of the target (trained by an earlier release), "
+        f"or on a small face (a model pixel under 2 frame pixels): input alone ({d.detail_from})",
     )
     p.add_argument(
         "--edge-match",

@@ -116,6 +116,7 @@ def test_swap_lays_the_targets_own_detail_on_the_face_and_nothing_outside_it(mod
     for side in ("a", "b"):
         (bare / bank_file(side)).unlink()
     assert np.array_equal(swap(bare, "both"), out["input"])
+    assert np.array_equal(swap(bare, "target"), out["input"])  # as --help says: not a face left with no detail
     with pytest.raises(InputError, match="--detail-from"):
         Swapper(model_dir, SwapOptions(detail_from="model"))
 
@@ -128,12 +129,13 @@ def test_a_face_whose_model_pixels_are_under_two_frame_pixels_gets_none_of_the_t
 
     small = cv2.resize(next(read_frames(d18)).image, None, fx=0.36, fy=0.36, interpolation=cv2.INTER_AREA)
     face = FaceAnalyzer("hog")(small)[0]
-    swapper = {s: Swapper(model_dir, SwapOptions(to="b", smooth=0, detail_from=s)) for s in ("input", "both")}
+    swapper = {s: Swapper(model_dir, SwapOptions(to="b", smooth=0, detail_from=s)) for s in ("input", "both", "target")}
     sw = swapper["both"]
     m = estimate_matrix(face.landmarks, sw.size, sw.padding, sw.lift)  # as swap crops it
     assert frame_px_per_crop_px(m) < OWN_MIN_MODEL_PX  # a face like s13's: 77 px wide, 1.6 frame px a model px
     out = {s: sw.swap_frames([small], [[face]])[0] for s, sw in swapper.items()}
     assert np.array_equal(out["both"], out["input"])
+    assert np.array_equal(out["target"], out["input"])  # the input's band stands in, rather than none
 
 
 def test_the_inputs_band_goes_where_the_painting_agrees_with_the_input_and_the_targets_where_it_does_not():

@@ -384,7 +384,8 @@ class Swapper:
         out = blend(frame, face_full, mask, self.opts.blend)
         model_px = frame_px_per_crop_px(m)
         own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 and model_px >= OWN_MIN_MODEL_PX else None
-        from_input = self.opts.detail_from != "target"
+        # `target` with none of the target's band to give (a model that keeps no faces, a small face): the input's
+        from_input = self.opts.detail_from != "target" or own is None
         return restore_detail(out, frame, mask, model_px, self.opts.detail, own, from_input), mask
 
     def _own_detail(self, pred: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
