@@ -65,6 +65,8 @@ def clip_row(model, path, frames: int, work, fa) -> dict:
         "swapped": len(swapped),
         "marked_share": res.frames_marked / len(swapped) if swapped else None,  # searched ones too, as verify counts
         "clip_marked": res.marked if swapped else None,
+        "model_id": res.model_code,  # named only when certain (`verify.MODEL_ID_Z`)
+        "model_id_z": res.model_code_z,
         "z_mean": float(np.mean(per)) if per else None,
         "z_p10": float(np.percentile(per, 10)) if per else None,
         "psnr_min": float(min(sw.psnr)) if sw.psnr else None,
