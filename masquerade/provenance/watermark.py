@@ -312,13 +312,15 @@ def _embed_aligned(
 ) -> tuple[np.ndarray, np.ndarray, float | None, float]:
     """`_embed_at`, aligned again to the landmarks found on the marked face: (out, landmarks, gain, amp)."""
     out, gain, amp = _embed_at(frame, landmarks, *args)
+    corrected = False  # the decoys' leak is cancelled at the alignment verify will use (SELF_NOISE_STEPS)
     for _ in range(REALIGN_STEPS):
         seen = mark_landmarks(out, landmarks, REALIGN_REFINE)  # what verify will align to on the marked face
         if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
             break
         landmarks = seen
-        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp)  # same strength: one read
-    if gain is not None:  # at the alignment verify will use: every pattern made to read what it should
+        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
+        corrected = True
+    if gain is not None and not corrected:
         out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
     return out, landmarks, gain, amp
 
