@@ -393,7 +393,7 @@ def _embed_at(
     """`embed` aligned to exactly these landmarks: (marked frame, z per unit pattern coefficient, amplitude).
     `gain`: that z per unit as measured at landmarks a pixel or so away (it is the same; one read saved).
     `amp`: embed at this amplitude rather than the one that reaches the tier's target z.
-    `correct`: read every pattern back this many times and correct its coefficient (see SELF_NOISE_STEPS)."""
+    `correct`: read the decoys back this many times and cancel what the mark leaked into them (SELF_NOISE_STEPS)."""
     tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX, tiers)
     target = tier.target * slack
     geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
