@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 CLIPS = DATA / "clips"
-OUT = ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out"  # made on import: every bench writes its models, clips and results here
+OUT.mkdir(parents=True, exist_ok=True)
 
 
 def machine() -> dict:
@@ -36,7 +37,6 @@ def clip(name: str) -> Path:
 
 
 def save(name: str, result: dict) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     return path

@@ -74,6 +74,7 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
 
     bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
     last_line = [time.monotonic()]  # with no terminal (a log file, nohup, CI) the bar is off: a plain line instead
+    start: list[tuple[float, int]] = []  # (when, done) at the first update: the rate excludes earlier runs' work
 
     def update(done: int, total: int | None, info: dict) -> None:
         if total is not None:
@@ -99,13 +100,30 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
             shown["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
         if shown:
             bar.set_postfix(shown, refresh=False)
-        if bar.disable and (time.monotonic() - last_line[0] >= LOG_EVERY_S or (total and done >= total)):
-            last_line[0] = time.monotonic()
+        now = time.monotonic()
+        start or start.append((now, done))
+        if bar.disable and (now - last_line[0] >= LOG_EVERY_S or (total and done >= total)):
+            last_line[0] = now
             of = f"/{total} ({done / total:.0%})" if total else ""
+            if "left" not in shown:  # what tqdm's bar shows on a terminal: the time taken and the time left
+                shown.update(time_taken_and_left(now - start[0][0], done - start[0][1], total and total - done))
             extra = "".join(f", {k} {v}" for k, v in shown.items())
             print(f"{desc}: {done}{of} {unit}{extra}", file=sys.stderr, flush=True)
 
     return update, bar.close
+
+
+def time_taken_and_left(elapsed: float, done: int, remaining: int | None) -> dict[str, str]:
+    """{"elapsed": "m:ss"} and, while work remains and some is done, {"left": "m:ss"} at the rate so far."""
+    out = {"elapsed": _clock(elapsed)}
+    if remaining and done > 0:
+        out["left"] = _clock(elapsed / done * remaining)
+    return out
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 # -- extract ---------------------------------------------------------------------------------------------

@@ -143,4 +143,13 @@ def test_without_a_terminal_the_progress_bar_becomes_plain_lines_ending_with_the
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "extract: 5/5 (100%) frame, faces 5" in proc.stderr.splitlines(), proc.stderr
+    assert any(line.startswith("extract: 5/5 (100%) frame, faces 5, elapsed 0:") for line in proc.stderr.splitlines())
+
+
+def test_progress_lines_say_the_time_taken_and_the_time_left_at_the_rate_so_far():
+    from masquerade.cli import time_taken_and_left
+
+    assert time_taken_and_left(30.0, 10, 20) == {"elapsed": "0:30", "left": "1:00"}
+    assert time_taken_and_left(3700.0, 5, 0) == {"elapsed": "1:01:40"}  # done: nothing left to say
+    assert time_taken_and_left(5.0, 0, 10) == {"elapsed": "0:05"}  # no rate yet
+    assert time_taken_and_left(5.0, 3, None) == {"elapsed": "0:05"}  # no total (a live stream)
