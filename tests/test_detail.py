@@ -58,6 +58,18 @@ def test_the_targets_band_is_warped_onto_the_painting_and_withheld_where_they_di
     assert exemplar.own_band(other, painted, weight)[1][inner].mean() < 0.5
 
 
+def test_the_targets_band_takes_the_place_of_the_paintings_own_so_a_painting_laid_on_itself_is_unchanged():
+    size = BANK_SIZE
+    painted = cv2.resize(_face(size), (64, 64), interpolation=cv2.INTER_AREA) + _texture(64, 3) / 2  # its own band
+    up = cv2.resize(painted, (size, size), interpolation=cv2.INTER_CUBIC)
+    ex = np.clip(up + 0.5, 0, 255).astype(np.uint8)  # the target's real face is exactly what was painted
+    band, gate = exemplar.own_band(ex, painted, np.ones((size, size), np.float32))
+    inner = (slice(48, -48), slice(48, -48))
+    assert gate[inner].mean() > 0.9
+    own = up - cv2.GaussianBlur(up, (0, 0), exemplar.BAND * size / 64)  # the painting's own band
+    assert np.sqrt(np.mean(band[inner] ** 2)) < 0.25 * np.sqrt(np.mean(own[inner] ** 2))  # added, it would double
+
+
 def test_a_bank_round_trips_and_leaves_out_a_faces_own_neighbours(tmp_path):
     faces = np.arange(5 * 8 * 8, dtype=np.uint8).reshape(5, 8, 8)
     bank = DetailBank(faces, ("x.mp4", "x.mp4", "y.mp4", "x.mp4", "y.mp4"), np.array([0, 30, 30, 100, 200]))

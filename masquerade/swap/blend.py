@@ -56,8 +56,8 @@ def restore_detail(
 ) -> np.ndarray:
     """`out` (the frame with the face blended in) plus fine detail inside `mask`: the input frame's luma band
     finer than the model's pixels (`from_input`; `model_px`: frame pixels per model pixel) where render and
-    input agree at the model's scale, and where they do not, the target's own (`own`: its band in frame pixels,
-    already withheld where it differs from the painting; see `swap.exemplar`).
+    input agree at the model's scale, and where they do not, the target's own (`own`: in frame pixels, what makes
+    the painting's band the target's, already withheld where they differ; see `swap.exemplar`).
 
     Why the input's band: a 64 px model painted onto a 250 px face has nothing finer than about 8 frame pixels,
     and reads as a smear in a sharp frame. That band is grain, pores and the finest edges of the very frame, which

@@ -15,6 +15,10 @@ import numpy as np
 
 THUMB = 32  # px a side of the thumbnails faces are matched by
 BAND = 1.0  # model pixels: the band taken is finer than about this (a Gaussian's sigma)
+# The band takes the place of the painting's own in that band rather than adding to it: added, the decoder's own
+# faint content there, changing from frame to frame, stayed under the exemplar's. 10-minute models, 60 frames,
+# `both`: flicker d6 1.045 -> 0.998, d18 1.036 -> 1.028, s29 1.155 -> 1.079; B's rebuild with its own
+# detail +0.5 to +1.8 dB; distance to the target d6 0.421 -> 0.419, s29 0.509 -> 0.501, d18 0.302 -> 0.311.
 GATE = 25.0  # grey levels of disagreement, at the model's scale, at which the band is mostly withheld
 FLOW_BLUR = 0.8  # model pixels: the exemplar is blurred to about the painting's softness before the flow
 MAX_GAIN = 1.5  # the exemplar's contrast is matched to the painting's, by at most this factor
@@ -51,8 +55,8 @@ def nearest(thumbs: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> int:
 
 
 def own_band(exemplar: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(band, gate), both the exemplar's size: the exemplar's fine band (finer than BAND model pixels) warped
-    onto the painted luma (the model's size, float), and where it agrees with the painting (0 to 1).
+    """(band, gate), both the exemplar's size: what makes the painted luma's fine band (finer than BAND model
+    pixels) the exemplar's, warped onto the painting (the model's size, float), and where the two agree (0 to 1).
     `weight`: the face's hull at the exemplar's size, for matching brightness and contrast."""
     size = exemplar.shape[0]
     scale = size / painted.shape[0]  # exemplar pixels per model pixel
@@ -65,7 +69,8 @@ def own_band(exemplar: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> t
     flow = cv2.DISOpticalFlow_create(FLOW_PRESET).calc(_u8(up), _u8((soft - mu_e) * gain + mu_p), None)
     gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
     warped = cv2.remap(ex, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    band = (warped - cv2.GaussianBlur(warped, (0, 0), BAND * scale)) * gain
+    band = (warped - cv2.GaussianBlur(warped, (0, 0), BAND * scale)) * gain  # the exemplar's...
+    band -= up - cv2.GaussianBlur(up, (0, 0), BAND * scale)  # ...in place of the painting's own (see BAND)
     differ = cv2.GaussianBlur((warped - mu_e) * gain + mu_p - up, (0, 0), scale)
     return band, np.exp(-((differ / GATE) ** 2)).astype(np.float32)
 

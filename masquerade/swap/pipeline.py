@@ -389,8 +389,8 @@ class Swapper:
         return restore_detail(out, frame, mask, model_px, self.opts.detail, own, from_input), mask
 
     def _own_detail(self, pred: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
-        """The target's own fine band for this painted face, withheld where it differs, in frame pixels
-        (`exemplar`); None when the model keeps no faces of the target."""
+        """The target's own fine band for this painted face, in place of the painting's, withheld where they
+        differ, in frame pixels (`exemplar`); None when the model keeps no faces of the target."""
         entry = self._banks.get(self.to or "")
         if entry is None:
             return None
