@@ -96,12 +96,13 @@ def progress_bar(desc: str, unit: str) -> tuple[Progress, Callable[[], None]]:
         ):
             if key in info:
                 shown[label] = fmt.format(info[key])
+        now = time.monotonic()
+        if not start:
+            start.append((now, done))
         if info.get("deadline", math.inf) != math.inf:  # --minutes: the time left (tqdm's ETA covers a total)
-            shown["left"] = f"{max(info['deadline'] - time.monotonic(), 0) / 60:.1f}min"
+            shown["left"] = f"{max(info['deadline'] - now, 0) / 60:.1f}min"
         if shown:
             bar.set_postfix(shown, refresh=False)
-        now = time.monotonic()
-        start or start.append((now, done))
         if bar.disable and (now - last_line[0] >= LOG_EVERY_S or (total and done >= total)):
             last_line[0] = now
             of = f"/{total} ({done / total:.0%})" if total else ""

@@ -69,9 +69,9 @@ def own_band(exemplar: np.ndarray, painted: np.ndarray, weight: np.ndarray) -> t
     flow = cv2.DISOpticalFlow_create(FLOW_PRESET).calc(_u8(up), _u8((soft - mu_e) * gain + mu_p), None)
     gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
     warped = cv2.remap(ex, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    band = (warped - cv2.GaussianBlur(warped, (0, 0), BAND * scale)) * gain  # the exemplar's...
-    band -= up - cv2.GaussianBlur(up, (0, 0), BAND * scale)  # ...in place of the painting's own (see BAND)
-    differ = cv2.GaussianBlur((warped - mu_e) * gain + mu_p - up, (0, 0), scale)
+    diff = warped * gain - up  # the band is linear: the exemplar's band less the painting's own (see BAND)
+    band = diff - cv2.GaussianBlur(diff, (0, 0), BAND * scale)
+    differ = cv2.GaussianBlur(diff + (mu_p - mu_e * gain), (0, 0), scale)
     return band, np.exp(-((differ / GATE) ** 2)).astype(np.float32)
 
 
