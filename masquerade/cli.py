@@ -349,6 +349,15 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         help="skin: the landmark hull less any hair or background reaching into it, in the input or in the "
         f"rendered face; hull: the whole landmark hull ({d.mask})",
     )
+    p.add_argument(
+        "--mouth",
+        choices=("auto", "model", "input"),
+        default=d.mouth,
+        help="whose mouth the swapped face has. auto: the model's, but the input's own (lips, teeth) when it opens "
+        "wider, or closes further, than the target's training faces ever show, which the model cannot paint (a "
+        "smile to someone who never smiles); model: always the model's; input: always the input's. Models trained "
+        f"before this option: the model's until trained on ({d.mouth})",
+    )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")
     p.add_argument(
@@ -412,6 +421,7 @@ def swap_options(args):
         color=args.color,
         blend=args.blend,
         mask=args.mask,
+        mouth=args.mouth,
         erode=args.erode,
         blur=args.blur,
         detail=args.detail,

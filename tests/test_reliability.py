@@ -73,6 +73,23 @@ def test_a_garbage_log_line_does_not_stop_a_resume(model_dir, facesets, tmp_path
     assert all(isinstance(x, dict) for x in lines)
 
 
+def test_a_model_from_before_mouth_ranges_loads_and_learns_them_when_trained_on(model_dir, facesets, tmp_path):
+    from masquerade.models.io import ModelConfig
+    from masquerade.train.loop import TrainConfig, train
+
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    cfg = json.loads((m / "config.json").read_text())
+    for bad in ({"b": [0.1]}, {"c": [0, 1]}, [0, 1], {"b": ["x", 1]}):
+        with pytest.raises(InputError, match="mouth must map a and b to two numbers each"):
+            ModelConfig.from_dict({**cfg, "mouth": bad})
+    del cfg["mouth"]  # as written by an earlier release
+    (m / "config.json").write_text(json.dumps(cfg))
+    assert load_config(m).mouth == {}
+    train([facesets[0]], [facesets[1]], m, TrainConfig(iterations=101, batch_size=2))
+    assert load_config(m).mouth == load_config(model_dir).mouth
+
+
 def test_config_and_state_load_back_typed(model_dir):
     cfg = load_config(model_dir)
     assert cfg.model == "lite" and cfg.size == 64 and set(cfg.identities()) == {"a", "b"}

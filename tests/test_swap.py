@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from masquerade.faces import FaceAnalyzer
-from masquerade.faces.mask import face_mask
+from masquerade.faces.mask import face_mask, hull_mask
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label, write_image
-from masquerade.swap.pipeline import SwapOptions, Swapper
+from masquerade.models.io import load_model
+from masquerade.provenance import watermark
+from masquerade.swap.pipeline import MOUTH_RAMP, SwapOptions, Swapper, input_mouth
 from masquerade.swap.run import parse_time
-from masquerade.swap.smooth import LandmarkSmoother
+from masquerade.swap.smooth import Hold, LandmarkSmoother
 
 from .conftest import STILLS, need
 
@@ -64,6 +66,47 @@ def test_swap_frame_api_leaves_the_rest_bit_exact(model_dir, d18):
     w = x1 - x0
     assert xs.min() > x0 - 0.5 * w and xs.max() < x1 + 0.5 * w and ys.min() > y0 - 0.8 * w and ys.max() < y1 + 0.5 * w
     assert changed.sum() > 0.3 * w * w
+
+
+def test_the_inputs_own_mouth_is_kept_only_where_it_opens_or_closes_beyond_what_the_target_shows():
+    shown = [0.02, 0.17]  # the target's mouth openings, 2nd to 98th percentile
+    assert input_mouth(0.1, shown)[0] == 0 and input_mouth(0.17, shown)[0] == 0  # within: the model paints it
+    assert 0 < input_mouth(0.17 + MOUTH_RAMP / 2, shown)[0] < 1  # a short ramp, no jump from frame to frame
+    assert input_mouth(0.3, shown) == (1, True)  # wider: the input's teeth between the target's lips
+    assert input_mouth(0.0, [0.2, 0.4]) == (1, False)  # more closed than ever shown: the input's closed lips
+    assert input_mouth(0.3, None)[0] == 0 and input_mouth(0.3, [])[0] == 0  # an earlier model: its own mouth
+    assert input_mouth(0.1, shown, "input") == (1, False) and input_mouth(0.3, shown, "model")[0] == 0
+
+
+def test_the_inputs_mouth_once_taken_fades_back_slowly_and_each_face_keeps_its_own():
+    hold = Hold(release=0.1)
+    one, two = MEAN_FACE_68 * 200 + 100, MEAN_FACE_68 * 200 + 500  # two faces side by side
+    seq = [hold([one, two], [v, 0.0]) for v in (0.0, 1.0, 0.0, 0.0, 1.0, 0.2)]
+    assert np.allclose([s[0] for s in seq], [0, 1, 0.9, 0.8, 1, 0.9])  # rises at once, not undone per syllable
+    assert all(s[1] == 0 for s in seq)
+    assert hold([two], [0.0]) == [0.0]  # the first face gone: its value goes with it
+
+
+def test_a_swapped_face_keeps_the_inputs_mouth_when_the_target_never_shows_it_and_the_models_otherwise(
+    model_dir, d18, monkeypatch
+):
+    monkeypatch.setattr(watermark, "embed", lambda roi, *a, **k: roi)  # the mark covers the input's mouth too
+    frame = next(read_frames(d18)).image
+    lms = FaceAnalyzer(detector="hog", embeddings=False)(frame)[0].landmarks
+    lips = cv2.erode(hull_mask(frame.shape[:2], lms[48:60]), np.ones((15, 15), np.uint8)) > 0.5  # clear of the feather
+    assert lips.sum() > 100
+    model = load_model(model_dir, "cpu")
+    assert 0 <= model.config.mouth["b"][0] <= model.config.mouth["b"][1] < 1  # `train` keeps each side's range
+
+    def mouth_changed(mode: str, shown: list[float]) -> float:
+        model.config.mouth["b"] = shown
+        out = Swapper(model, SwapOptions(mouth=mode, to="b")).swap_frame(frame)
+        return float(np.abs(out.astype(int) - frame.astype(int))[lips].max())
+
+    assert mouth_changed("model", [0.0, 1.0]) > 20  # the model paints its own
+    assert mouth_changed("auto", [0.0, 1.0]) > 20  # every opening is one the target shows
+    assert mouth_changed("input", [0.0, 1.0]) <= 1  # the input's own, untouched
+    assert mouth_changed("auto", [0.5, 0.6]) <= 1  # a target whose mouth is always wide open: the input's
 
 
 def test_the_landmark_smoother_keeps_up_with_a_fast_head_and_steadies_a_still_one():
@@ -151,8 +194,6 @@ def test_a_pictures_mark_is_aligned_to_the_landmarks_verify_finds_on_the_swapped
     """Not to those of the face before the swap: on a blurry painted face dlib's landmarks differ by pixels, and
     s42's swap read back z 3 as a JPEG (the CI failure of 2026-12-06)."""
     need(STILLS)
-    from masquerade.provenance import watermark
-
     seen, embed = [], watermark.embed
 
     def spy(frame, landmarks, *args, **kwargs):
@@ -170,7 +211,6 @@ def test_a_swapped_picture_reads_in_verify_after_jpeg_and_webp_50_as_strongly_as
     """Swap fits a picture's mark to read STILL_CODEC_Z once saved as JPEG 50 and WebP 50. Found again from its
     own landmarks it read that on s10, a painting whose landmarks jump, where verify, detecting afresh, read 11."""
     need(STILLS)
-    from masquerade.provenance import watermark
     from masquerade.provenance.verify import verify_frames
 
     swapper = Swapper(model_dir, SwapOptions(to="b", swap_all=True))

@@ -211,12 +211,16 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
     wanted: dict[str, dict[int, list]] = {}
     for r in held:
         wanted.setdefault(r.source, {}).setdefault(r.frame_index, []).append(r.face)
-    # detail 0: the model's own rendering is scored; the input's band, restored from the very frame being
-    # rebuilt, would be the truth itself. With the side's own faces kept beside the model, also scored with
-    # their detail ("own_"), none taken from within OWN_RADIUS frames of the face rebuilt.
-    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0))
+    # detail 0 and the model's own mouth: the model's own rendering is scored; the input's band or mouth, taken
+    # from the very frame being rebuilt, would be the truth itself. With the side's own faces kept beside the
+    # model, also scored with their detail ("own_"), none taken from within OWN_RADIUS frames of the face rebuilt.
+    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0, mouth="model"))
     bank = load_bank(lm.path, side)
-    own = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail_from="target")) if bank else None
+    own = (
+        Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail_from="target", mouth="model"))
+        if bank
+        else None
+    )
     ssim, psnr, dist, dist_real, own_ssim, own_psnr, own_dist = [], [], [], [], [], [], []
     target = lm.identity.get(side)
     for source, frames in wanted.items():

@@ -214,6 +214,9 @@ class ModelConfig:
     facesets: dict[str, list[str]] = field(default_factory=dict)
     identity: dict[str, list[float]] = field(default_factory=dict)
     faces: dict[str, int] = field(default_factory=dict)
+    # each side's mouth openings (`faces.align.mouth_opening`) as its training faces show them: the 2nd and
+    # 98th percentiles; what its decoder has learnt to paint (`swap --mouth auto`). Empty in earlier models.
+    mouth: dict[str, list[float]] = field(default_factory=dict)
     training: dict = field(default_factory=dict)
 
     def identities(self) -> dict[str, np.ndarray]:
@@ -262,6 +265,12 @@ class ModelConfig:
         faces = d.get("faces", {})
         if not isinstance(faces, dict) or not all(_is_int(v) for v in faces.values()):
             raise bad("faces must map a and b to counts")
+        mouth = d.get("mouth", {})
+        if not isinstance(mouth, dict) or any(
+            k not in ("a", "b") or not isinstance(v, list) or len(v) != 2 or not all(map(_is_num, v))
+            for k, v in mouth.items()
+        ):
+            raise bad("mouth must map a and b to two numbers each")
         if not isinstance(d.get("version", ""), str):
             raise bad("version must be a string")
         own = {f.name for f in fields(cls)} - {"training"}

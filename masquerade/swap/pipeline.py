@@ -31,12 +31,13 @@ from masquerade.faces.align import (
     estimate_matrix,
     frame_px_per_crop_px,
     invert,
+    mouth_opening,
     transform_points,
     uncrop,
 )
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
-from masquerade.faces.mask import face_mask, feather, not_skin
+from masquerade.faces.mask import face_mask, feather, mouth_mask, not_skin
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.faces.track import FaceTracker, box_from_landmarks, same_face
 from masquerade.models.detail import DetailBank, load_bank
@@ -47,7 +48,7 @@ from masquerade.provenance.verify import verify_analyzer
 from masquerade.swap import exemplar
 from masquerade.swap.blend import LUMA, blend, restore_detail
 from masquerade.swap.color import match_border, match_color
-from masquerade.swap.smooth import LandmarkSmoother
+from masquerade.swap.smooth import Hold, LandmarkSmoother
 
 
 @dataclass
@@ -61,6 +62,9 @@ class SwapOptions:
     detail_from: str = "both"
     edge_match: float = 1.0  # the face's border takes the input's colours and shading, fading inward; 0: off
     mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
+    # whose mouth: auto: the input's own where it opens beyond what the target's faces show (`input_mouth`),
+    # the model's elsewhere; model: always the model's; input: always the input's
+    mouth: str = "auto"
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
     smooth: float = 1.0  # landmark smoothing strength, 0 = off
@@ -83,7 +87,27 @@ class SwapOptions:
 # lies at the frame's own finest scale, and adds only noise. On s13 (a 77 px face, 1.6 frame pixels a model
 # pixel; every other shared clip 3.3-5) it cut the mark's mean z from 7.0 to 5.4 and cost a frame of 30.
 OWN_MIN_MODEL_PX = 2.0
+# Mouth openings (`faces.align.mouth_opening`) past the range the target's faces show over which the input's own
+# mouth takes over from the model's: short, since a half-and-half mouth shows both (lips doubled); the openings
+# come from smoothed landmarks, so the weight still changes gradually from frame to frame.
+MOUTH_RAMP = 0.05
+MOUTH_HOLD_S = 1.0  # seconds over which the input's mouth, once taken, fades back to the model's (`smooth.Hold`)
 TRACKED_READ = 0.9  # share of a tracked mark's z that verify reads (its alignment differs by about a pixel)
+
+
+def input_mouth(opening: float, shown: list[float] | None, mode: str = "auto") -> tuple[float, bool]:
+    """(weight, inner): how much of the input's own mouth a swapped face keeps, 0 to 1, and whether only what lies
+    between the lips (`faces.mask.mouth_mask`). Why: a decoder paints only the mouths its target's faces show;
+    asked for a wider one (s29's constant smile, to s20 who never parts her lips) it paints a closed mouth, and
+    the face no longer speaks or smiles with the input. Then the input's teeth show between the target's lips;
+    asked for a closed mouth the target never shows, the input's closed lips. `shown`: the target side's range of
+    openings (`ModelConfig.mouth`); none known (an earlier model): the model's mouth."""
+    if mode == "input":
+        return 1.0, False
+    if mode == "model" or not shown:
+        return 0.0, True
+    lo, hi = shown
+    return float(np.clip(max(opening - hi, lo - opening) / MOUTH_RAMP, 0.0, 1.0)), opening >= lo
 
 
 def _region(shape: tuple[int, ...], m: np.ndarray, s: int, lms: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -146,6 +170,8 @@ class Swapper:
             raise InputError("--mask", "must be skin or hull")
         if not 0 <= self.opts.detail <= 2:
             raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
+        if self.opts.mouth not in ("auto", "model", "input"):
+            raise InputError("--mouth", "must be auto, model or input")
         if self.opts.detail_from not in ("both", "target", "input"):
             raise InputError("--detail-from", "must be both, target or input")
         if not 0 <= self.opts.edge_match <= 1:
@@ -168,6 +194,7 @@ class Swapper:
         self.clock = StageClock()  # ms per stage: detect, identity, track, model, composite, mark
         self.tracker = FaceTracker(self.analyzer, self.opts.redetect, clock=self.clock) if self.opts.track else None
         self.smoother = LandmarkSmoother(self.opts.fps, self.opts.smooth)
+        self.mouth_hold = Hold(release=1 / (MOUTH_HOLD_S * (self.opts.fps or 30.0)))
         self.mark_finder = verify_analyzer()  # finds faces exactly as `verify` will (and swap's read-back)
         self._picture_finder: FaceAnalyzer | None = None  # see find_picture_faces
         self._banks: dict[str, tuple[DetailBank, np.ndarray, np.ndarray] | None] = {}  # see use_bank
@@ -213,6 +240,7 @@ class Swapper:
         if self.tracker is not None:
             self.tracker.reset()
         self.smoother.tracks = []
+        self.mouth_hold.tracks = []
 
     # -- identity -------------------------------------------------------------------------------------
     @property
@@ -259,13 +287,16 @@ class Swapper:
                 self.chosen_by = "default (no identity information)"
             if self.to is None:  # no face yet to decide by: nothing to swap in these frames
                 return [f.copy() for f in frames]
-        jobs = []  # (frame index, detection box, smoothed landmarks, matrix, crop)
+        jobs = []  # (frame index, detection box, smoothed landmarks, matrix, crop, (input's mouth kept, inner))
         for i, (frame, fs) in enumerate(zip(frames, faces, strict=True)):
             chosen = [f for f in fs if self._is_source(f)]
             smoothed = self.smoother([f.landmarks for f in chosen])
-            for f, lms in zip(chosen, smoothed, strict=True):
+            shown = self.model.config.mouth.get(self.to)
+            mouths = [input_mouth(mouth_opening(x), shown, self.opts.mouth) for x in smoothed]
+            keep = self.mouth_hold(smoothed, [w for w, _ in mouths])
+            for f, lms, k, (_, inner) in zip(chosen, smoothed, keep, mouths, strict=True):
                 m = estimate_matrix(lms, self.size, self.padding, self.lift)
-                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size)))
+                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size), (k, inner)))
         out = [f.copy() for f in frames]
         if not jobs:
             return out
@@ -274,11 +305,11 @@ class Swapper:
             preds = self._run_model(np.stack([j[4] for j in jobs]))
         by_frame: dict[int, list] = {}
         for job, pred in zip(jobs, preds, strict=True):
-            by_frame.setdefault(job[0], []).append((*job[1:4], job[4], pred))
+            by_frame.setdefault(job[0], []).append((*job[1:], pred))
 
         def finish(i: int) -> None:  # one frame's faces, one after another (their regions may overlap)
-            for box, lms, m, crop, pred in by_frame[i]:
-                self._composite(out[i], box, lms, m, crop, pred, still)
+            for box, lms, m, crop, mouth, pred in by_frame[i]:
+                self._composite(out[i], box, lms, m, crop, pred, mouth, still)
 
         # Frames are independent, and OpenCV, NumPy and dlib's shape predictor release the GIL, so a second
         # core helps (the pool is made only with tracking, the engine swap_speed measured it with).
@@ -319,16 +350,18 @@ class Swapper:
         m: np.ndarray,
         crop: np.ndarray,
         pred: np.ndarray,
+        mouth: tuple[float, bool] = (0.0, True),
         still: bool = False,
     ) -> None:
-        """Put the rendered face back and mark it, in place, working only on the face's region of the frame."""
+        """Put the rendered face back and mark it, in place, working only on the face's region of the frame;
+        `mouth`: how much of the input's own mouth it keeps, and whether only between the lips (`input_mouth`)."""
         x0, y0, x1, y1 = _region(frame.shape, m, self.size, lms, margin=2 * self._blur_px(lms) + 4)
         if x1 <= x0 or y1 <= y0:
             return
         roi = frame[y0:y1, x0:x1]
         at = np.array([x0, y0], np.float32)
         with self.clock("composite"):
-            swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred)
+            swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred, mouth)
         with self.clock("mark"):
             if still:  # a picture's mark may lie around the face (`watermark.RING_TIERS`): the whole picture
                 frame[y0:y1, x0:x1] = swapped
@@ -349,10 +382,17 @@ class Swapper:
         return lms if k is None else found[k]
 
     def _put_back(
-        self, frame: np.ndarray, lms: np.ndarray, m: np.ndarray, crop: np.ndarray, pred: np.ndarray
+        self,
+        frame: np.ndarray,
+        lms: np.ndarray,
+        m: np.ndarray,
+        crop: np.ndarray,
+        pred: np.ndarray,
+        mouth: tuple[float, bool],
     ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face (its border to the input's own), warp it into the frame (or a region
-        of it: `lms` and `m` in its pixels), blend, and restore the input's finest detail; returns (frame, mask)."""
+        of it: `lms` and `m` in its pixels), blend, leaving `mouth` of the input's own mouth, and restore the
+        input's finest detail; returns (frame, mask)."""
         s = self.size
         crop_lms = transform_points(m, lms)
         crop_mask = face_mask((s, s), crop_lms)
@@ -380,13 +420,16 @@ class Swapper:
                 mask = mask * (1 - cut)
         blur = self._blur_px(lms)
         erode = self.opts.erode if self.opts.erode else blur // 2
-        mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
+        face_region = mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
+        if mouth[0] > 0:  # the input's own mouth, where the model cannot paint it
+            mask = mask * (1 - mouth[0] * mouth_mask((h, w), lms, inner=mouth[1], blur=blur))
         out = blend(frame, face_full, mask, self.opts.blend)
         model_px = frame_px_per_crop_px(m)
         own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 and model_px >= OWN_MIN_MODEL_PX else None
         # `target` with none of the target's band to give (a model that keeps no faces, a small face): the input's
         from_input = self.opts.detail_from != "target" or own is None
-        return restore_detail(out, frame, mask, model_px, self.opts.detail, own, from_input), mask
+        # the mark covers the whole face, the input's mouth in it too (on s29, without it: mean z 42 -> 35)
+        return restore_detail(out, frame, mask, model_px, self.opts.detail, own, from_input), face_region
 
     def _own_detail(self, pred: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
         """The target's own fine band for this painted face, in place of the painting's, withheld where they

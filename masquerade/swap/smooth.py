@@ -21,6 +21,16 @@ from masquerade.faces.track import same_face
 BETA = 20.0
 
 
+def matches(previous: list[np.ndarray], landmarks: list[np.ndarray]) -> list[int | None]:
+    """For each face of this frame (its landmarks), the index of the same face in `previous`, or None: each
+    earlier face is given to one face at most."""
+    out: list[int | None] = []
+    for lms in landmarks:
+        k = same_face(previous, lms, taken={j for j in out if j is not None})
+        out.append(k)
+    return out
+
+
 class OneEuro:
     def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = BETA, d_cutoff: float = 1.0):
         self.dt = 1.0 / max(fps, 1e-3)
@@ -62,15 +72,29 @@ class LandmarkSmoother:
     def __call__(self, landmarks: list[np.ndarray]) -> list[np.ndarray]:
         if self.strength <= 0:
             return landmarks
-        out, new_tracks, used = [], [], set()
-        for lms in landmarks:
-            best = same_face([t[0] for t in self.tracks], lms, taken=used)
-            if best is None:
-                filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength)
-            else:
-                used.add(best)
-                filt = self.tracks[best][1]
+        out, new_tracks = [], []
+        for lms, k in zip(landmarks, matches([t[0] for t in self.tracks], landmarks), strict=True):
+            filt = OneEuro(self.fps, min_cutoff=1.5 / self.strength) if k is None else self.tracks[k][1]
             out.append(filt(lms))
             new_tracks.append((lms, filt))
+        self.tracks = new_tracks
+        return out
+
+
+class Hold:
+    """A per-face value that rises at once and falls by at most `release` a frame: so that a choice made on the
+    frames that need it (the input's own mouth, while it opens wider than the model can paint) is not undone
+    and redone with every syllable, which shows as the mouth flickering between two people's."""
+
+    def __init__(self, release: float):
+        self.release = release
+        self.tracks: list[tuple[np.ndarray, float]] = []  # (last landmarks, value) per face
+
+    def __call__(self, landmarks: list[np.ndarray], values: list[float]) -> list[float]:
+        out, new_tracks = [], []
+        for lms, v, k in zip(landmarks, values, matches([t[0] for t in self.tracks], landmarks), strict=True):
+            v = v if k is None else max(v, self.tracks[k][1] - self.release)
+            out.append(v)
+            new_tracks.append((lms, v))
         self.tracks = new_tracks
         return out

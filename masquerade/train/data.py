@@ -40,6 +40,7 @@ class SideData:
     embedding: np.ndarray  # mean identity embedding of the side
     bins: np.ndarray | None = None  # (N,) int: each face's mouth-opening x yaw bin (see `expression_bins`)
     others: int = 0  # faces of the side's sets left out as not its main person (both splits)
+    openings: np.ndarray | None = None  # (N,) each face's mouth opening (`faces.align.mouth_opening`)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -107,7 +108,15 @@ def load_side(paths: list[str | Path], work_size: int, holdout_every: int = 0, s
     weights = torch.from_numpy((np.stack(wts) * 255 + 0.5).astype(np.uint8))
     emb = np.mean(embs, 0) if embs else np.zeros(128, np.float32)
     bins = expression_bins(np.array(openings), np.array(yaws, np.float64))
-    return SideData(images, weights, float(padding), emb.astype(np.float32), bins, others)
+    return SideData(images, weights, float(padding), emb.astype(np.float32), bins, others, np.array(openings))
+
+
+def mouth_range(data: SideData) -> list[float]:
+    """The mouth openings a side's faces show, from the 2nd to the 98th percentile: what its decoder learns to
+    paint (a stray frame or a landmark's slip does not widen it)."""
+    if data.openings is None or not len(data.openings):
+        return [0.0, 0.0]
+    return [round(float(v), 4) for v in np.percentile(data.openings, [2, 98])]
 
 
 def sample_batch(

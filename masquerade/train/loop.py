@@ -40,7 +40,7 @@ from masquerade.models.detail import write_banks
 from masquerade.models.registry import model_entry
 from masquerade.train import distributed
 from masquerade.train.augment import AugmentConfig
-from masquerade.train.data import SideData, fixed_batch, load_side, sample_batch, uncovered
+from masquerade.train.data import SideData, fixed_batch, load_side, mouth_range, sample_batch, uncovered
 from masquerade.train.losses import face_loss
 
 LOG_EVERY = 10
@@ -152,6 +152,7 @@ def new_config(cfg: TrainConfig, faceset_a, faceset_b, data_a: SideData, data_b:
         },
         identity={"a": data_a.embedding.tolist(), "b": data_b.embedding.tolist()},
         faces={"a": len(data_a), "b": len(data_b)},
+        mouth={"a": mouth_range(data_a), "b": mouth_range(data_b)},
         training=training,
     )
 
@@ -388,6 +389,8 @@ def _train_locked(
             warnings.append(
                 f"{sum(s for _, s in gaps):.0%} of {src.upper()}'s faces show what {dst.upper()}'s faces never do: "
                 f"{shown}. {dst.upper()}'s decoder cannot learn to render it; add footage of {dst.upper()} doing it"
+                " (meanwhile swap keeps the input's own mouth where it opens or closes beyond what"
+                f" {dst.upper()}'s faces show: --mouth)"
             )
     for w in warnings if dist.main else []:
         print(f"warning: {w}", file=sys.stderr)
@@ -414,6 +417,9 @@ def _train_locked(
         state = io.load_state(model_dir)
         state["iteration"] = it_w
     elif not resume:
+        config.save(model_dir)
+    if resume and not config.mouth and dist.main:  # a model from before `mouth` was kept learns it now
+        config.mouth = {k: mouth_range(data[k]) for k in ("a", "b")}
         config.save(model_dir)
     if dist.main:  # each side's own faces, for the fine detail swap lays on what the model paints
         write_banks(model_dir, config)
