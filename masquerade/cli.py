@@ -353,10 +353,11 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         "--mouth",
         choices=("auto", "model", "input"),
         default=d.mouth,
-        help="whose mouth the swapped face has. auto: the model's, but the input's own (lips, teeth) when it opens "
-        "wider, or closes further, than the target's training faces ever show, which the model cannot paint (a "
-        "smile to someone who never smiles); model: always the model's; input: always the input's. Models trained "
-        f"before this option: the model's until trained on ({d.mouth})",
+        help="whose mouth the swapped face has. auto: the model's, but where the input's mouth opens wider than "
+        "the target's training faces ever show, which the model cannot paint (a smile to someone who never "
+        "smiles), the input's own teeth between the target's lips, and where it closes further, the input's closed "
+        "lips; model: always the model's; input: always the input's whole mouth. Models trained before this "
+        f"option: the model's until trained on ({d.mouth})",
     )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")

@@ -392,7 +392,7 @@ class Swapper:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face (its border to the input's own), warp it into the frame (or a region
         of it: `lms` and `m` in its pixels), blend, leaving `mouth` of the input's own mouth, and restore the
-        input's finest detail; returns (frame, mask)."""
+        input's finest detail; returns (frame, the face's mask, which the mark covers)."""
         s = self.size
         crop_lms = transform_points(m, lms)
         crop_mask = face_mask((s, s), crop_lms)
