@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from masquerade.faces.align import interocular
+
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
 EYES = slice(36, 48)
@@ -69,7 +71,7 @@ def mouth_mask(
     the model cannot paint it: an opening wider than the target shows (inner, so the lips stay the target's),
     or lips more closed than the target shows (the input's closed lips over a painted open mouth)."""
     pts = np.asarray(landmarks, np.float32)
-    px = max(1, int(round(grow * float(np.linalg.norm(pts[45] - pts[36])))))
+    px = max(1, int(round(grow * interocular(pts))))
     lips = pts[60:68] if inner else pts[48:60]
     # drawn in the mouth's own box, not the whole image: 0.3 ms instead of 4.7 for a 250 px face
     pad = px + 2 * max(blur, 0) + 2
@@ -97,7 +99,7 @@ def not_skin(image: np.ndarray, landmarks: np.ndarray, tolerance: float = 3.0) -
     h, w = image.shape[:2]
     pts = np.asarray(landmarks, np.float32)
     face = hull_mask((h, w), face_hull_points(pts)) > 0.5
-    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    iod = interocular(pts)
     inner = np.zeros((h, w), np.float32)
     for part in INNER:
         inner = np.maximum(inner, hull_mask((h, w), pts[part]))

@@ -288,10 +288,10 @@ class Swapper:
             if self.to is None:  # no face yet to decide by: nothing to swap in these frames
                 return [f.copy() for f in frames]
         jobs = []  # (frame index, detection box, smoothed landmarks, matrix, crop, (input's mouth kept, inner))
+        shown = self.model.config.mouth.get(self.to)  # the openings the target's faces show
         for i, (frame, fs) in enumerate(zip(frames, faces, strict=True)):
             chosen = [f for f in fs if self._is_source(f)]
             smoothed = self.smoother([f.landmarks for f in chosen])
-            shown = self.model.config.mouth.get(self.to)
             mouths = [input_mouth(mouth_opening(x), shown, self.opts.mouth) for x in smoothed]
             keep = self.mouth_hold(smoothed, [w for w, _ in mouths])
             for f, lms, k, (_, inner) in zip(chosen, smoothed, keep, mouths, strict=True):
