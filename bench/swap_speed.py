@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
     ap.add_argument("--detail-from", default=SwapOptions().detail_from, help="swap's --detail-from")
     ap.add_argument("--edge-match", type=float, default=SwapOptions().edge_match, help="swap's --edge-match (0: off)")
+    ap.add_argument("--workers", type=int, default=SwapOptions().workers, help="compositing threads (0: one per core)")
     args = ap.parse_args()
     res: dict = {}
     makers = {
@@ -127,6 +128,7 @@ def main() -> None:
                         detail=args.detail,
                         detail_from=args.detail_from,
                         edge_match=args.edge_match,
+                        workers=args.workers,
                     ),
                 )
                 out = OUT / f"swap_speed_{name}_{label}_{track}.mp4"

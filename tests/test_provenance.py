@@ -45,6 +45,18 @@ def test_embed_then_read_round_trip(d19, fa):
     assert not wm.read_mark(frame, face.landmarks).marked
 
 
+def test_the_luma_the_embed_reads_is_the_luma_of_the_frame_it_marks():
+    # The embed reads the marked luma (`marked_luma`) instead of marking the three channels each time it checks.
+    rng = np.random.default_rng(7)
+    frame = rng.integers(13, 243, (90, 120, 3), dtype=np.uint8)  # no channel clips under a mark of +-12
+    delta = rng.uniform(-wm.MAX_DELTA, wm.MAX_DELTA, (90, 120)).astype(np.float32)
+    delta[0, :4] = [0.5, -0.5, 1.5, -1.5]  # halves round up, as the frame's own rounding does
+    marked = wm.add_mark(frame, delta, pixels=10**9)  # a region of a frame so large that the PSNR cap is idle
+    assert np.array_equal(marked[0, :4, 0].astype(int) - frame[0, :4, 0], [1, 0, 2, -1])
+    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(wm.marked_luma(luma, delta), cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY))
+
+
 def test_a_marked_face_s_decoys_read_almost_nothing_where_verify_will_read_it(d18, fa, monkeypatch):
     frame = next(read_frames(d18)).image
     lms = fa(frame)[0].landmarks
@@ -139,7 +151,7 @@ def test_a_picture_with_no_room_around_its_face_is_marked_on_the_face(fa):
 def test_a_picture_whose_ring_and_face_both_fall_short_of_the_codecs_keeps_the_stronger(monkeypatch):
     """Both at the strength ceiling: the face mark (more visible) only if it reads more than the ring."""
     img, face = np.zeros((64, 64, 3), np.uint8), np.zeros((68, 2), np.float32)
-    monkeypatch.setattr(wm, "mark_landmarks", lambda frame, landmarks: landmarks)
+    monkeypatch.setattr(wm, "mark_landmarks", lambda frame, landmarks, steps=wm.REFINE_STEPS: landmarks)
     for ring_z, face_z, kept in ((11.8, 8.4, "ring"), (8.4, 11.8, "face"), (15.0, 20.0, "ring")):
         made = {"ring": img + 1, "face": img + 2}
 

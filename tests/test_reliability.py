@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -197,6 +198,34 @@ def test_swap_says_it_read_its_mark_back(model_dir, d18, tmp_path):
     p = run_cli("swap", d18, "-m", model_dir, "-o", tmp_path / "o.mp4", "--end", "12f")
     assert p.returncode == 0, p.stderr
     assert "read back as marked" in p.stdout
+
+
+@pytest.mark.parametrize("first_sure", [True, False])
+def test_swap_reads_its_mark_back_from_a_third_of_the_frames_when_they_are_sure_and_from_all_when_not(
+    tmp_path, monkeypatch, first_sure
+):
+    from masquerade.media import VideoWriter
+    from masquerade.provenance.verify import VerifyResult
+    from masquerade.swap import run
+
+    video = tmp_path / "o.mp4"
+    with VideoWriter(video, 30, (64, 64)) as w:
+        for i in range(40):
+            w.write(np.full((64, 64, 3), i, np.uint8))
+    reads: list[int] = []
+
+    def verify(path, frames, finder, still=False):
+        n = len(list(frames))
+        reads.append(n)
+        marked = n if first_sure or len(reads) > 1 else 1  # unsure: one strong frame of the first third
+        return VerifyResult(str(path), True, n, n, marked, marked / n, "4d51", None, 0.0, None, 20.0, 3)
+
+    monkeypatch.setattr(run, "verify_frames", verify)
+    report = run.SwapReport(str(video))
+    run._read_back(SimpleNamespace(mark_finder=None), video, video, list(range(40)), report, "")
+    assert reads == ([run.READ_BACK_FIRST] if first_sure else [run.READ_BACK_FIRST, run.READ_BACK_FRAMES])
+    n = reads[-1]
+    assert report.mark_check == f"{n} of {n} swapped frames read back as marked"
 
 
 def test_outputs_get_ordinary_permissions(tmp_path):

@@ -111,6 +111,12 @@ RING_MASK_PX = 9
 RING_SIZE = 4 * round(SIZE * (1 + 2 * RING_PADDING) / (1 + 2 * PADDING) / 4)  # 236: cells as wide as the coarse tier's
 RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
 REFINE_STEPS = 2  # see `mark_landmarks`
+# A video face's first mark is only a probe: the mark is laid again where the landmarks are found on the marked
+# face (REALIGN_STEPS), refined as verify refines. So its landmarks are refined once, not twice, from the tracked
+# ones (swap's output, 30 frames, mean z clean / after CRF 35, with 2 and with 1: d18 71.8 / 16.5 and 75.0 / 15.3,
+# s29 45.5 / 7.5 and 48.2 / 7.6, d12 35.3 / 6.8 and 35.3 / 7.0): one call of dlib's shape predictor, about 5 ms a
+# face on this CPU, saved. Not refined at all, d18 read 49.5 clean.
+VIDEO_REFINE_STEPS = 1
 EDGE_MARGIN = 0.25  # a face cut by the frame's edge is refined in the frame extended by this much of its box more
 # The mark moves dlib's landmarks on the face it is added to by about 1.5 px (mean of 68, d18 and s29), so
 # verify aligned to other landmarks than embed did and read 60-70% of the z. `embed` finds the landmarks again on
@@ -119,7 +125,9 @@ EDGE_MARGIN = 0.25  # a face cut by the frame's edge is refined in the frame ext
 # nothing measurable (s29, 60 frames).
 REALIGN_STEPS = 1
 REALIGN_PX = 0.5
-REALIGN_REFINE = REFINE_STEPS  # as verify refines: with 1, s10 read z 6.1, not 8.7 (embed 13.7 ms, not 15.7)
+# As verify refines: with 1, s10 read z 6.1, not 8.7 (embed 13.7 ms, not 15.7), and swap's output read clean
+# d18 64.0, s29 43.0, d12 34.3 against 75.9, 46.9 and 37.8 (30 frames each).
+REALIGN_REFINE = REFINE_STEPS
 # A picture is marked just strongly enough to read this z once saved as JPEG 50 and as WebP 50 (verify decides a
 # single picture at z 6.3; the margin is for verify's own detection and the whole picture's block grid): it
 # meets no video codec, and read 45-65 clean at a video frame's strength (face SSIM 0.966-0.992). After a
@@ -297,7 +305,7 @@ def embed(
     `region` does not limit that ring, and `frame` should be the whole picture). `finder`: for a picture, the
     landmarks of the faces verify finds in it (`codec_z`).
     """
-    landmarks = mark_landmarks(frame, landmarks)
+    landmarks = mark_landmarks(frame, landmarks, REFINE_STEPS if still else VIDEO_REFINE_STEPS)
     if still:
         ring, z = _embed_picture(frame, landmarks, (model_id, None, pixels, slack, True, RING_TIERS), finder)
         if z >= STILL_CODEC_Z:  # else the face itself is marked, as strongly as the codecs need
@@ -397,7 +405,11 @@ def _embed_at(
     tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX, tiers)
     target = tier.target * slack
     geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # Every read below is of the luminance alone: the mark adds the same to R, G and B, which adds exactly that to
+    # OpenCV's luma (its weights sum to one), so reading `marked_luma` is reading the marked frame, at a third of
+    # the work (up to channels clipped at 0 or 255). The frame itself is marked once, at the end.
+    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    gray = luma.astype(np.float32)
     crop = cv2.warpAffine(gray, m, (tier.size, tier.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     weight = (_ring_weight(crop, mask) if tier.ring else texture_weight(crop, mask)) * mask
     h, w = frame.shape[:2]
@@ -410,16 +422,23 @@ def _embed_at(
         delta = cv2.warpAffine(mark.astype(np.float32), m, (w, h), **inv)
         return delta * region if region is not None else delta
 
+    def marked(coeffs: np.ndarray, scale: float) -> np.ndarray:
+        """The mark for these coefficients, as added to the frame (peaks clipped, PSNR capped)."""
+        return capped(np.clip(render(coeffs, scale), -MAX_DELTA, MAX_DELTA), pixels)
+
+    def read(delta: np.ndarray) -> FaceMark:
+        return read_face(marked_luma(luma, delta), landmarks, tier, geometry)
+
     base = np.concatenate([payload_bits(model_id) * _bit_gains(), np.zeros(N_DECOYS, np.float32)])  # decoys: 0
     lo, hi = AMPLITUDE
-    r0 = read_face(frame, landmarks, tier, geometry)
+    r0 = read_face(luma, landmarks, tier, geometry)
     if gain is None:
-        r1 = read_face(add_mark(frame, render(base * lo, lo), exact=True), landmarks, tier, geometry)
+        r1 = read_face(gray + capped(render(base * lo, lo), pixels), landmarks, tier, geometry)  # before rounding
         per_unit = (r1.z_bits * r1.sigma / r0.sigma - r0.z_bits) / (lo * base[:N_BITS])  # z per unit coefficient
         gain = float(np.median(per_unit))
     g = gain
     if not np.isfinite(g) or g <= 0:
-        return add_mark(frame, np.clip(render(base * hi, hi), -MAX_DELTA, MAX_DELTA), pixels=pixels), None, hi
+        return add_mark(frame, marked(base * hi, hi), pixels=pixels), None, hi
     host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
@@ -428,19 +447,19 @@ def _embed_at(
     amp = float(np.clip(amp if fixed else AIM * target / sig_per_amp, lo, hi))
     for _ in range(3):  # the output is rounded to 8 bits: check, correct
         coeffs = base * amp - host / g  # cancel the host's own reading of each pattern, decoys included
-        out = add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA), pixels=pixels)
+        delta = marked(coeffs, amp)
         if fixed:
             break
-        r = read_face(out, landmarks, tier, geometry)
+        r = read(delta)
         z = r.z_signature * r.sigma / r0.sigma  # against the host's spread: as strong as before, not fainter
         if z >= target or amp >= hi:
             break
         amp = float(min(hi, amp * max(1.1, AIM * target / max(z, 1.0))))
     for _ in range(correct):  # the decoys made to read nothing (in the host's spreads, as `host`)
-        r = read_face(out, landmarks, tier, geometry)
+        r = read(delta)
         coeffs[N_BITS:] -= r.z_decoys * r.sigma / r0.sigma / g
-        out = add_mark(frame, np.clip(render(coeffs, amp), -MAX_DELTA, MAX_DELTA), pixels=pixels)
-    return out, g, amp
+        delta = marked(coeffs, amp)
+    return add_mark(frame, delta, pixels=pixels), g, amp
 
 
 def _bit_gains() -> np.ndarray:
@@ -471,21 +490,35 @@ def _as_weight(energy: np.ndarray, mask: np.ndarray, floor: float) -> np.ndarray
     return w / (float((w * mask).sum() / max(mask.sum(), 1e-6)) + 1e-6)
 
 
+def capped(delta: np.ndarray, pixels: int | None = None) -> np.ndarray:
+    """A luminance delta scaled down if needed to keep PSNR >= MIN_PSNR over `pixels` (default: the delta's own;
+    more when it covers a region of a larger frame)."""
+    n = max(pixels or delta.size, delta.size)
+    rms = math.sqrt(float(np.dot(delta.ravel().astype(np.float64), delta.ravel())) / n)
+    cap = 255.0 / 10 ** (MIN_PSNR / 20)
+    return delta * np.float32(cap / rms) if rms > cap else delta
+
+
+def _steps(delta: np.ndarray) -> np.ndarray:
+    """The delta rounded to whole grey levels (half up), as int16."""
+    return np.floor(delta + 0.5).astype(np.int16)
+
+
 def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False, pixels: int | None = None) -> np.ndarray:
-    """Add a luminance delta to R, G and B equally, scaled down if needed to keep PSNR >= MIN_PSNR over
-    `pixels` (default: the frame's own; more when `frame` is a region of a larger frame).
+    """Add a luminance delta to R, G and B equally, `capped` over `pixels`, rounded to 8 bits.
 
     `exact` keeps float precision (for measuring the mark's effect before rounding to 8 bits).
     """
-    n = max(pixels or delta.size, delta.size)
-    rms = float(np.sqrt(np.sum(delta.astype(np.float64) ** 2) / n))
-    cap = 255.0 / 10 ** (MIN_PSNR / 20)
-    if rms > cap:
-        delta = delta * (cap / rms)
-    out = frame.astype(np.float32) + delta[..., None]
+    delta = capped(delta, pixels)
     if exact:
-        return out
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return frame.astype(np.float32) + delta[..., None]
+    return np.clip(frame.astype(np.int16) + _steps(delta)[..., None], 0, 255).astype(np.uint8)
+
+
+def marked_luma(luma: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """The 8-bit luma (`cv2.COLOR_RGB2GRAY`) of the frame `add_mark` makes from the frame of this luma, exactly
+    where no channel clips at 0 or 255: a whole grey level added to R, G and B adds one to OpenCV's luma."""
+    return np.clip(luma.astype(np.int16) + _steps(delta), 0, 255).astype(np.float32)
 
 
 def in_frame(shape: tuple[int, ...], m: np.ndarray, size: int) -> np.ndarray | None:

@@ -311,8 +311,10 @@ class Swapper:
             for box, lms, m, crop, mouth, pred in by_frame[i]:
                 self._composite(out[i], box, lms, m, crop, pred, mouth, still)
 
-        # Frames are independent, and OpenCV, NumPy and dlib's shape predictor release the GIL, so a second
-        # core helps (the pool is made only with tracking, the engine swap_speed measured it with).
+        # Frames are independent, and OpenCV and NumPy release the GIL, so a second core can help (the pool is
+        # made only with tracking). dlib's shape predictor does not release it (two threads calling it ran no
+        # faster than one): on 2 cores, beside the decoding and encoding threads, the pool and one thread swap
+        # at the same speed (bench/swap_speed.py --workers 1).
         if self._pool is None or self.tracker is None or len(by_frame) == 1:
             for i in by_frame:
                 finish(i)

@@ -19,7 +19,7 @@ from masquerade.media.overlap import WriteBehind, prefetch
 from masquerade.media.reader import IMAGE_EXTS, ReadStats, is_image_path
 from masquerade.provenance.credentials import SOURCE_TYPE, Credentials, local_credentials, sign_file, supports
 from masquerade.provenance.label import draw_tag, synthetic_label, video_metadata
-from masquerade.provenance.verify import verify_frames
+from masquerade.provenance.verify import FILE_FALSE_ALARM, VerifyResult, min_marked_frames, verify_frames
 from masquerade.swap.pipeline import Swapper
 
 CHUNK = 8  # frames swapped per model call
@@ -84,7 +84,12 @@ def check_paths(inp: Path, out: Path) -> None:
         raise InputError(out.parent, "cannot write here (no write permission)")
 
 
-READ_BACK_FRAMES = 24  # swapped frames of an output that swap reads its mark back from
+READ_BACK_FRAMES = 24  # swapped frames of an output that swap reads its mark back from, at most...
+# ...and a third of them, spread over the file, first: when these make the file marked beyond doubt (at verify's
+# false-alarm rate shared among all 24), the rest are not read. A frame's read (verify's own detection, every
+# refinement and tier, as it is and mirrored) takes about 0.24 s at 480p: a 30-frame swap of d18 spent 5.8 of
+# its 10.6 s reading 24 frames back.
+READ_BACK_FIRST = 8
 
 
 def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], report: SwapReport, hint: str) -> None:
@@ -93,12 +98,19 @@ def _read_back(swapper: Swapper, path: Path, out: Path, swapped_at: list[int], r
     if not swapped_at:
         return
     picks = sorted({swapped_at[int(i)] for i in np.linspace(0, len(swapped_at) - 1, READ_BACK_FRAMES)})
-    if is_image_path(out):
-        frames = iter([read_image(path)])
-    else:
-        wanted = set(picks)
-        frames = (fr.image for fr in read_frames(path) if fr.index in wanted)
-    res = verify_frames(out, frames, swapper.mark_finder, still=is_image_path(out))
+
+    def read(wanted: list[int]) -> VerifyResult:
+        if is_image_path(out):
+            frames = iter([read_image(path)])
+        else:
+            frames = (fr.image for fr in read_frames(path, wanted=set(wanted).__contains__, stop=wanted[-1] + 1))
+        return verify_frames(out, frames, swapper.mark_finder, still=is_image_path(out))
+
+    first = picks[:: max(1, len(picks) // READ_BACK_FIRST)]
+    res = read(first)
+    sure = min_marked_frames(res.frames_checked, alarm=FILE_FALSE_ALARM / READ_BACK_FRAMES)
+    if len(first) < len(picks) and not (res.marked and res.frames_marked >= sure):
+        res = read(picks)
     if not res.marked:
         found = f"{res.frames_marked} of {res.frames_checked} swapped frames marked"
         if res.frames_with_face < res.frames_checked / 2:  # the mark is anchored to a face verify must find
