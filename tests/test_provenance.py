@@ -185,6 +185,31 @@ def test_verify_reads_a_face_after_each_of_several_refinements_and_counts_each_a
     assert looks == steps * looks_per_frame()  # the file rule counts every read
 
 
+def test_verify_takes_no_more_looks_at_a_face_once_one_reads_it_beyond_doubt(monkeypatch):
+    from masquerade.provenance import verify
+
+    looked: list[tuple[bool, int]] = []  # (mirrored, steps refined) of each read
+
+    def refine(frame, landmarks, steps=wm.REFINE_STEPS):
+        return landmarks + steps
+
+    def read(frame, landmarks, tier=None, geometry=None):  # mirrored faces read 1; as they are, 5 a step
+        mirrored = bool(frame[0, 0, 0])
+        looked.append((mirrored, int(landmarks[0, 0])))
+        return wm.FaceMark(np.zeros(wm.N_BITS), 1.0 if mirrored else 5.0 * landmarks[0, 0], np.zeros(wm.N_DECOYS), 1)
+
+    monkeypatch.setattr(wm, "mark_landmarks", refine)
+    monkeypatch.setattr(wm, "read_face", read)
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:, -1] = 1  # the mirror image's first pixel
+    sure = verify._read_sides(image, np.zeros((68, 2)), wm.TIERS)  # 10 after two steps: sure
+    assert sure.z_signature == 10 and {m for m, _ in looked} == {False} and {s for _, s in looked} == {2}
+    looked.clear()
+    monkeypatch.setattr(verify, "SURE_Z", 100.0)
+    assert verify._read_sides(image, np.zeros((68, 2)), wm.TIERS).z_signature == 5 * max(wm.READ_STEPS)
+    assert {m for m, _ in looked} == {False, True}  # every step, as it is and mirrored
+
+
 def test_a_mark_verify_aligns_a_few_pixels_and_percent_off_is_found_by_searching_in_a_file_already_marked(
     d18, fa, monkeypatch
 ):

@@ -606,15 +606,20 @@ def _as_read(corr: np.ndarray) -> FaceMark:
 READ_STEPS = (2, 4, 6)
 
 
-def read_mark(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS) -> FaceMark:
+def read_mark(
+    frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS, enough: float = math.inf
+) -> FaceMark:
     """The face's mark as `embed` aligned it (`mark_landmarks`, refined READ_STEPS times), read in each of `tiers`
     (a picture's: TIERS + RING_TIERS): the strongest read. Each tier and each step is a look for the
-    false-alarm rate: `false_positive_rate() * len(tiers) * len(READ_STEPS)` per face."""
+    false-alarm rate: `false_positive_rate() * len(tiers) * len(READ_STEPS)` per face. `enough`: no further
+    refinement once a read reaches this z (each costs two calls of dlib's shape predictor)."""
     reads, done = [], 0
     for steps in READ_STEPS:
         landmarks = mark_landmarks(frame, landmarks, steps - done)
         done = steps
         reads += [read_face(frame, landmarks, tier) for tier in tiers]
+        if max(r.z_signature for r in reads) >= enough:
+            break
     return max(reads, key=lambda r: r.z_signature)
 
 
