@@ -438,7 +438,7 @@ def _embed_at(
         gain = float(np.median(per_unit))
     g = gain
     if not np.isfinite(g) or g <= 0:
-        return add_mark(frame, marked(base * hi, hi), pixels=pixels), None, hi
+        return _added(frame, marked(base * hi, hi)), None, hi
     host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
@@ -459,7 +459,7 @@ def _embed_at(
         r = read(delta)
         coeffs[N_BITS:] -= r.z_decoys * r.sigma / r0.sigma / g
         delta = marked(coeffs, amp)
-    return add_mark(frame, delta, pixels=pixels), g, amp
+    return _added(frame, delta), g, amp  # `marked` capped it
 
 
 def _bit_gains() -> np.ndarray:
@@ -512,6 +512,11 @@ def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False, pixels: 
     delta = capped(delta, pixels)
     if exact:
         return frame.astype(np.float32) + delta[..., None]
+    return _added(frame, delta)
+
+
+def _added(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """`add_mark` of a delta already `capped`."""
     return np.clip(frame.astype(np.int16) + _steps(delta)[..., None], 0, 255).astype(np.uint8)
 
 
