@@ -69,3 +69,17 @@ def test_the_main_person_leaves_out_a_second_person_and_a_false_face_and_keeps_a
     keep = main_person(e)
     assert keep.tolist() == [False] * 7 + [True] * 40 + [False] * 3 + [False] * 8
     assert main_person(main).all() and main_person(main[:2]).all() and main_person(np.zeros((0, 128))).shape == (0,)
+
+
+def test_every_analyzer_shares_one_detector_and_two_threads_detecting_at_once_find_what_one_finds(d18):
+    """dlib's HOG detector takes up to a second to build and keeps the image it scans inside itself (dlib lets
+    other threads run meanwhile): built once per process, called by one thread at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [f.image for f in read_frames(d18, every=20)][:6]
+    one, other = FaceAnalyzer(), FaceAnalyzer(min_face=80)
+    assert one._det._hog._det is other._det._hog._det
+    alone = [[f.bbox.tolist() for f in one.detect(x)] for x in frames]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda x: [f.bbox.tolist() for f in one.detect(x)], frames * 2))
+    assert together == alone * 2

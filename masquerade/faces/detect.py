@@ -50,9 +50,7 @@ class HogDetector:
     name = "hog"
 
     def __init__(self, min_face: int = 40, threshold: float = 0.0):
-        import dlib
-
-        self._det = dlib.get_frontal_face_detector()
+        self._det = dlib_models.load(dlib_models.BUILT_IN)
         self.min_face = min_face
         self.threshold = threshold
 

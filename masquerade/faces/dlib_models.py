@@ -7,11 +7,13 @@ importlib's spec machinery, which does not execute the package.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from functools import cache
 from pathlib import Path
 
 from masquerade.core.errors import MasqueradeError
 
+BUILT_IN = "hog"  # dlib's HOG face detector: in dlib itself, no file (building it takes 0.5-0.8 s)
 FILES = {
     "landmarks68": "shape_predictor_68_face_landmarks.dat",
     "cnn_detector": "mmod_human_face_detector.dat",
@@ -29,16 +31,35 @@ def model_path(name: str) -> Path:
     return path
 
 
+class OneAtATime:
+    """A dlib detector shared by every caller in the process, called by one thread at a time: a detector keeps
+    the image it is scanning inside itself, and dlib lets other threads run while it scans."""
+
+    def __init__(self, model):
+        self._model, self._lock = model, threading.Lock()
+
+    def __call__(self, *args):
+        with self._lock:
+            return self._model(*args)
+
+    def run(self, *args):
+        with self._lock:
+            return self._model.run(*args)
+
+
 @cache
 def load(name: str):
-    """Load a dlib model once per process (they are read-only and thread-safe to share)."""
+    """Load a dlib model once per process (building one takes up to a second; all are shared: the shape
+    predictor and the recogniser only read themselves, the detectors go `OneAtATime`)."""
     import dlib
 
+    if name == BUILT_IN:
+        return OneAtATime(dlib.get_frontal_face_detector())
     path = str(model_path(name))
     if name == "landmarks68":
         return dlib.shape_predictor(path)
     if name == "cnn_detector":
-        return dlib.cnn_face_detection_model_v1(path)
+        return OneAtATime(dlib.cnn_face_detection_model_v1(path))
     if name == "recognition":
         return dlib.face_recognition_model_v1(path)
     raise KeyError(name)
