@@ -20,7 +20,7 @@ from tests.conftest import ROOT, need
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # where the screenshots go, and the training run's length (the README's screenshots: a longer run, into docs/ui)
 SHOTS = Path(os.environ.get("MASQUERADE_UI_SHOTS", ROOT / "tests" / "artifacts" / "ui"))
-ITERATIONS = int(os.environ.get("MASQUERADE_UI_ITERATIONS", "100"))
+ITERATIONS = int(os.environ.get("MASQUERADE_UI_ITERATIONS", "50"))
 STEP_S = 600  # the longest a step may take on a 2-core CI machine
 
 
