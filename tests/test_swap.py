@@ -19,7 +19,7 @@ from masquerade.swap.pipeline import MOUTH_RAMP, SwapOptions, Swapper, input_mou
 from masquerade.swap.run import parse_time
 from masquerade.swap.smooth import Hold, LandmarkSmoother
 
-from .conftest import STILLS, need
+from .conftest import ROOT, STILLS, need
 
 
 def run_cli(*args):
@@ -278,3 +278,26 @@ def test_faces_indexed_by_extract_are_reused(model_dir, d18, tmp_path):
     # (frame by frame; a tracker detects only now and then anyway).
     rep = swap_video(Swapper(model_dir, SwapOptions(track=False)), d18, tmp_path / "o.mp4", VideoOptions(end="12f"))
     assert rep.frames == 12 and rep.frames_swapped == 12 and rep.reused_frames == 2
+
+
+def test_the_readmes_python_example_runs_as_written(facesets, model_dir, d18, d19, tmp_path, monkeypatch):
+    """The README's whole job in Python, run as written but for its inputs (the shared clips), its length (the
+    tests' face sets and model, made already: extract skips the frames done, train resumes and stops) and its end
+    (20 frames)."""
+    block = (ROOT / "README.md").read_text().split("## Python API")[1].split("```python\n")[1].split("```")[0]
+    edits = {
+        '"a.mp4"': repr(str(d18)),
+        '"b.mp4"': repr(str(d19)),
+        "iterations=2500": "iterations=100",
+        'end="10s"': 'end="20f"',
+    }
+    for old, new in edits.items():
+        assert old in block, old
+        block = block.replace(old, new)
+    for name, made in (("faces_a", facesets[0]), ("faces_b", facesets[1]), ("model", model_dir)):
+        shutil.copytree(made, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["report"].frames_swapped == 20 and scope["result"].marked
+    assert scope["result"].frames_marked == scope["result"].frames_checked
