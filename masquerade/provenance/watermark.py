@@ -504,15 +504,9 @@ def _steps(delta: np.ndarray) -> np.ndarray:
     return np.floor(delta + 0.5).astype(np.int16)
 
 
-def add_mark(frame: np.ndarray, delta: np.ndarray, exact: bool = False, pixels: int | None = None) -> np.ndarray:
-    """Add a luminance delta to R, G and B equally, `capped` over `pixels`, rounded to 8 bits.
-
-    `exact` keeps float precision (for measuring the mark's effect before rounding to 8 bits).
-    """
-    delta = capped(delta, pixels)
-    if exact:
-        return frame.astype(np.float32) + delta[..., None]
-    return _added(frame, delta)
+def add_mark(frame: np.ndarray, delta: np.ndarray, pixels: int | None = None) -> np.ndarray:
+    """Add a luminance delta to R, G and B equally, `capped` over `pixels`, rounded to 8 bits."""
+    return _added(frame, capped(delta, pixels))
 
 
 def _added(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
