@@ -61,6 +61,8 @@ def test_a_marked_face_s_decoys_read_almost_nothing_where_verify_will_read_it(d1
     frame = next(read_frames(d18)).image
     lms = fa(frame)[0].landmarks
 
+    monkeypatch.setattr(wm, "VISIBLE_SSIM", 0.0)  # the whole mark, not one `_unseen` scaled down with its cancelling
+
     def decoys(steps: int) -> tuple[float, float]:
         """The decoys' rms read on the marked face, over the host face's own spread; the signature's z."""
         monkeypatch.setattr(wm, "SELF_NOISE_STEPS", steps)
@@ -312,6 +314,27 @@ def test_a_small_face_is_marked_through_h264_because_its_own_texture_is_cancelle
             vw.write(f)
     r = verify_frames(tmp_path / "s13.mp4", (f.image for f in read_frames(tmp_path / "s13.mp4")), analyzer=fa)
     assert r.marked and r.frames_marked >= 6  # 3 of 30 swapped frames and z 3.7 when the texture was left in
+
+
+def test_a_video_face_s_mark_is_made_fainter_until_it_does_not_show_but_never_below_a_sure_read(fa, monkeypatch):
+    frame = next(read_frames(need(CLIPS / "s29.mp4"))).image  # smooth, bright skin: the mark showed as a mottle
+    lms = fa(frame)[0].landmarks
+    (x0, y0), (x1, y1) = lms.min(0).astype(int), lms.max(0).astype(int) + 1
+
+    def marked(visible_ssim: float, sure_z: float) -> tuple[float, float]:
+        """(face SSIM of marked against unmarked, signature z as verify reads it) with these limits."""
+        monkeypatch.setattr(wm, "VISIBLE_SSIM", visible_ssim)
+        monkeypatch.setattr(wm, "SURE_Z", sure_z)
+        out = wm.embed(frame, lms, "beef0123")
+        gray = [cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY) for f in (frame, out)]
+        return wm.mean_ssim(*gray), wm.read_mark(out, fa(out)[0].landmarks).z_signature
+
+    visible = wm.VISIBLE_SSIM
+    (s_any, z_any), (s_unseen, z_unseen) = marked(0.0, 10.0), marked(visible, 10.0)
+    assert s_any < 0.965 and s_unseen > 0.975  # at the strength the z target alone asks for it showed; made fainter
+    assert 2 * wm.THRESHOLD < z_unseen < z_any  # fainter, and still read beyond doubt by verify
+    assert marked(visible, 1e9) == (s_any, z_any)  # a face that would not read sure when fainter keeps it all
+    assert wm.mean_ssim(frame[..., 0], frame[..., 0]) == pytest.approx(1.0)
 
 
 def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_from(d19, fa):
