@@ -331,57 +331,59 @@ def _embed_aligned(
 ) -> tuple[np.ndarray, np.ndarray, float | None, float]:
     """`_embed_at`, aligned again to the landmarks found on the marked face: (out, landmarks, gain, amp).
     A video face's mark is made fainter first where it would show (`_unseen`)."""
-    out, gain, amp = _embed_at(frame, landmarks, *args)
+    delta, gain, amp = _embed_at(frame, landmarks, *args)
     fade = 1.0
     if gain is not None and not args[4]:  # a picture's strength is fitted to JPEG and WebP instead
-        out, fade = _unseen(frame, landmarks, args, out, gain, amp)
+        fade = _unseen(frame, landmarks, args[-1], delta)
+    out = _added(frame, delta * np.float32(fade))
     corrected = False  # the decoys' leak is cancelled at the alignment verify will use (SELF_NOISE_STEPS)
     for _ in range(REALIGN_STEPS):
         seen = mark_landmarks(out, landmarks, REALIGN_REFINE)  # what verify will align to on the marked face
         if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
             break
         landmarks = seen
-        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS, fade=fade)
+        delta, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
+        out = _added(frame, delta * np.float32(fade))
         corrected = True
     if gain is not None and not corrected:
-        out, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS, fade=fade)
+        delta, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
+        out = _added(frame, delta * np.float32(fade))
     return out, landmarks, gain, amp
 
 
-def _unseen(
-    frame: np.ndarray, landmarks: np.ndarray, args: tuple, out: np.ndarray, gain: float, amp: float
-) -> tuple[np.ndarray, float]:
+def _unseen(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...], delta: np.ndarray) -> float:
     """The mark made fainter, in up to VISIBLE_TRIES steps, until the face (luma in the landmarks' box, marked
     against unmarked) has an SSIM of VISIBLE_SSIM, never below the strength at which the marked face reads SURE_Z
-    against the decoys: (marked frame, the share of the mark kept). The whole mark is scaled, the cancelling of
-    the face's own reading with the payload: alone, the payload is only half of what shows on a smooth face."""
-    tier = tier_for(landmarks, MIN_CELL_PX, args[-1])
+    against the decoys: the share of the mark (`delta`, from `_embed_at`) to keep. The whole mark is scaled, the
+    cancelling of the face's own reading with the payload: alone, the payload is half of what shows on a smooth face.
+    Read on the marked luma alone, as `_embed_at` reads."""
+    tier = tier_for(landmarks, MIN_CELL_PX, tiers)
     x0, y0 = np.maximum(np.floor(landmarks.min(0)).astype(int), 0)
     x1, y1 = np.ceil(landmarks.max(0)).astype(int) + 1
-    luma = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    box = luma[y0:y1, x0:x1].astype(np.float32)
 
-    def seen(marked: np.ndarray) -> tuple[float, float]:
-        """(face SSIM, signature z) of a marked frame."""
-        z = read_face(cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY), landmarks, tier).z_signature
-        return mean_ssim(luma, cv2.cvtColor(marked[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)), z
+    def seen(fade: float) -> tuple[float, float]:
+        """(face SSIM, signature z) of the frame marked with this share of the mark."""
+        marked = marked_luma(luma, delta * np.float32(fade))
+        return mean_ssim(box, marked[y0:y1, x0:x1]), read_face(marked, landmarks, tier).z_signature
 
-    s, z = seen(out)
     fade = 1.0
+    s, z = seen(fade)
     for _ in range(VISIBLE_TRIES):
         if s >= VISIBLE_SSIM or z <= SURE_Z:
             break
         # SSIM's loss grows as the square of the mark's scale on a face with little texture; z about as the scale
         want = fade * max(math.sqrt((1 - VISIBLE_SSIM) / max(1 - s, 1e-6)), 1.1 * SURE_Z / z)
-        tried = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, fade=want)[0]
-        s_tried, z_tried = seen(tried)
+        s_tried, z_tried = seen(want)
         if z_tried < SURE_Z:
             break
-        out, fade, s, z = tried, want, s_tried, z_tried
-    return out, fade
+        fade, s, z = want, s_tried, z_tried
+    return fade
 
 
 def mean_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004; 11 px Gaussian window, sigma 1.5) of two 8-bit grey images."""
+    """Mean SSIM (Wang et al. 2004; 11 px Gaussian window, sigma 1.5) of two grey images of 0-255."""
     x, y = a.astype(np.float32), b.astype(np.float32)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mx, my, xx, yy, xy = (cv2.GaussianBlur(v, (11, 11), 1.5) for v in (x, y, x * x, y * y, x * y))
@@ -405,7 +407,8 @@ def _embed_picture(
         want = float(np.clip(amp * (1.2 * STILL_CODEC_Z / max(z, 1.0)) ** 0.8, *AMPLITUDE))
         if (z >= STILL_CODEC_Z and not fainter) or abs(want - amp) < 0.05 * amp:  # fitted, or at a bound
             break
-        tried, _, want = _embed_at(frame, landmarks, *args, gain=gain, amp=want, correct=SELF_NOISE_STEPS)
+        d, _, want = _embed_at(frame, landmarks, *args, gain=gain, amp=want, correct=SELF_NOISE_STEPS)
+        tried = _added(frame, d)
         z_tried = codec_z(tried, landmarks, tiers, finder)
         if (z_tried < STILL_CODEC_Z) if fainter else (z_tried <= z):  # too faint now, or no better
             break
@@ -453,19 +456,18 @@ def _embed_at(
     gain: float | None = None,
     amp: float | None = None,
     correct: int = 0,
-    fade: float = 1.0,
 ) -> tuple[np.ndarray, float | None, float]:
-    """`embed` aligned to exactly these landmarks: (marked frame, z per unit pattern coefficient, amplitude).
+    """`embed` aligned to exactly these landmarks: (the mark, a luminance delta for `_added`, z per unit pattern
+    coefficient, amplitude).
     `gain`: that z per unit as measured at landmarks a pixel or so away (it is the same; one read saved).
     `amp`: embed at this amplitude rather than the one that reaches the tier's target z.
-    `correct`: read the decoys back this many times and cancel what the mark leaked into them (SELF_NOISE_STEPS).
-    `fade`: the mark so made is then scaled by this (`_unseen`)."""
+    `correct`: read the decoys back this many times and cancel what the mark leaked into them (SELF_NOISE_STEPS)."""
     tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX, tiers)
     target = tier.target * slack
     geometry = m, mask = _crop_geometry(landmarks, tier)  # once per face: every read below shares it
     # Every read below is of the luminance alone: the mark adds the same to R, G and B, which adds exactly that to
     # OpenCV's luma (its weights sum to one), so reading `marked_luma` is reading the marked frame, at a third of
-    # the work (up to channels clipped at 0 or 255). The frame itself is marked once, at the end.
+    # the work (up to channels clipped at 0 or 255). The frame itself is marked once, by the caller (`_added`).
     luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     gray = luma.astype(np.float32)
     crop = cv2.warpAffine(gray, m, (tier.size, tier.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -496,7 +498,7 @@ def _embed_at(
         gain = float(np.median(per_unit))
     g = gain
     if not np.isfinite(g) or g <= 0:
-        return _added(frame, marked(base * hi, hi)), None, hi
+        return marked(base * hi, hi), None, hi
     host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
@@ -517,7 +519,7 @@ def _embed_at(
         r = read(delta)
         coeffs[N_BITS:] -= r.z_decoys * r.sigma / r0.sigma / g
         delta = marked(coeffs, amp)
-    return _added(frame, delta * np.float32(fade)), g, amp  # `marked` capped it
+    return delta, g, amp  # `marked` capped it
 
 
 def _bit_gains() -> np.ndarray:
