@@ -375,6 +375,8 @@ def _unseen(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...], d
             break
         # SSIM's loss grows as the square of the mark's scale on a face with little texture; z about as the scale
         want = fade * max(math.sqrt((1 - VISIBLE_SSIM) / max(1 - s, 1e-6)), 1.1 * SURE_Z / z)
+        if want > 0.99 * fade:  # within 10% of the floor already: never stronger than the mark as designed
+            break
         s_tried, z_tried = seen(want)
         if z_tried < SURE_Z:
             break
