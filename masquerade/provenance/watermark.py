@@ -301,7 +301,7 @@ def embed(
 
     Invisible: its energy follows the face's own texture (eyes, brows, mouth, hairline mask it; smooth
     cheeks get little), with peaks clipped, and its strength is just what this face needs to read TARGET_Z,
-    or on a video face less, down to what keeps the face's SSIM at VISIBLE_SSIM if it still reads SURE_Z there.
+    or on a video face less, until the face's SSIM is VISIBLE_SSIM, while its full z scaled down stays at SURE_Z.
     Informed: the host face's own correlation with each pattern is measured and subtracted from the mark,
     so it cannot flip payload bits (otherwise the same bias repeats in every frame and never averages out);
     the decoys' too, so the reader's null spread, which the decoys measure, is what a codec or an attack adds
@@ -356,7 +356,7 @@ def _embed_aligned(
 def _unseen(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...], delta: np.ndarray) -> float:
     """The share of the mark (`delta`, from `_embed_at`) to keep: less, in up to VISIBLE_TRIES steps, until the face
     (luma in the landmarks' box, marked against unmarked) has an SSIM of VISIBLE_SSIM, but never less than would
-    read SURE_Z were the whole mark's z to fall with its scale (`SURE_Z`). The whole mark is scaled, the cancelling
+    read SURE_Z were the whole mark's z to fall with its scale. The whole mark is scaled, the cancelling
     of the face's own reading with the payload: alone, the payload is half of what shows on a smooth face. Read
     on the marked luma alone, as `_embed_at` reads."""
     tier = tier_for(landmarks, MIN_CELL_PX, tiers)
@@ -372,8 +372,10 @@ def _unseen(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...], d
     s = ssim(1.0)
     if s >= VISIBLE_SSIM:
         return 1.0
-    lowest = SURE_Z / read_face(marked_luma(luma, delta), landmarks, tier).z_signature
-    fade = 1.0
+    z = read_face(marked_luma(luma, delta), landmarks, tier).z_signature
+    if z <= SURE_Z:  # no z to spare
+        return 1.0
+    lowest, fade = SURE_Z / z, 1.0
     for _ in range(VISIBLE_TRIES):
         # SSIM's loss grows as the square of the mark's scale on a face with little texture
         want = max(fade * math.sqrt((1 - VISIBLE_SSIM) / max(1 - s, 1e-6)), lowest)
