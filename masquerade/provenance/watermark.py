@@ -333,10 +333,10 @@ def _embed_aligned(
 ) -> tuple[np.ndarray, np.ndarray, float | None, float]:
     """`_embed_at`, aligned again to the landmarks found on the marked face: (out, landmarks, gain, amp).
     A video face's mark is made fainter first where it would show (`_unseen`)."""
-    delta, gain, amp = _embed_at(frame, landmarks, *args)
+    delta, gain, amp, z = _embed_at(frame, landmarks, *args)
     fade = 1.0
-    if gain is not None and not args[4]:  # a picture's strength is fitted to JPEG and WebP instead
-        fade = _unseen(frame, landmarks, args[-1], delta)
+    if z is not None and not args[4]:  # a picture's strength is fitted to JPEG and WebP instead
+        fade = _unseen(frame, landmarks, delta, z)
     out = _added(frame, delta * np.float32(fade))
     corrected = False  # the decoys' leak is cancelled at the alignment verify will use (SELF_NOISE_STEPS)
     for _ in range(REALIGN_STEPS):
@@ -344,36 +344,31 @@ def _embed_aligned(
         if float(np.linalg.norm(seen - landmarks, axis=1).mean()) < REALIGN_PX:
             break
         landmarks = seen
-        delta, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
+        delta, gain, amp, _ = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
         out = _added(frame, delta * np.float32(fade))
         corrected = True
     if gain is not None and not corrected:
-        delta, gain, amp = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
+        delta, gain, amp, _ = _embed_at(frame, landmarks, *args, gain=gain, amp=amp, correct=SELF_NOISE_STEPS)
         out = _added(frame, delta * np.float32(fade))
     return out, landmarks, gain, amp
 
 
-def _unseen(frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...], delta: np.ndarray) -> float:
-    """The share of the mark (`delta`, from `_embed_at`) to keep: less, in up to VISIBLE_TRIES steps, until the face
-    (luma in the landmarks' box, marked against unmarked) has an SSIM of VISIBLE_SSIM, but never less than would
-    read SURE_Z were the whole mark's z to fall with its scale. The whole mark is scaled, the cancelling
-    of the face's own reading with the payload: alone, the payload is half of what shows on a smooth face. Read
-    on the marked luma alone, as `_embed_at` reads."""
-    tier = tier_for(landmarks, MIN_CELL_PX, tiers)
+def _unseen(frame: np.ndarray, landmarks: np.ndarray, delta: np.ndarray, z: float) -> float:
+    """The share of the mark (`delta`, read at signature z by `_embed_at`) to keep: less, in up to VISIBLE_TRIES
+    steps, until the face (luma in the landmarks' box, marked against unmarked) has an SSIM of VISIBLE_SSIM, but
+    never less than would read SURE_Z were the whole mark's z to fall with its scale. The whole mark is scaled, the
+    cancelling of the face's own reading with the payload: alone, the payload is half of what shows on a smooth
+    face. Tried on the marked luma alone, as `_embed_at` reads."""
     x0, y0 = np.maximum(np.floor(landmarks.min(0)).astype(int), 0)
     x1, y1 = np.ceil(landmarks.max(0)).astype(int) + 1
-    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    box = luma[y0:y1, x0:x1].astype(np.float32)
+    luma = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
 
     def ssim(fade: float) -> float:
         """The face's SSIM, marked with this share of the mark against unmarked."""
-        return mean_ssim(box, marked_luma(luma[y0:y1, x0:x1], delta[y0:y1, x0:x1] * np.float32(fade)))
+        return mean_ssim(luma, marked_luma(luma, delta[y0:y1, x0:x1] * np.float32(fade)))
 
     s = ssim(1.0)
-    if s >= VISIBLE_SSIM:
-        return 1.0
-    z = read_face(marked_luma(luma, delta), landmarks, tier).z_signature
-    if z <= SURE_Z:  # no z to spare
+    if s >= VISIBLE_SSIM or z <= SURE_Z:  # unseen already, or no z to spare
         return 1.0
     lowest, fade = SURE_Z / z, 1.0
     for _ in range(VISIBLE_TRIES):
@@ -410,7 +405,7 @@ def _embed_picture(
         want = float(np.clip(amp * (1.2 * STILL_CODEC_Z / max(z, 1.0)) ** 0.8, *AMPLITUDE))
         if (z >= STILL_CODEC_Z and not fainter) or abs(want - amp) < 0.05 * amp:  # fitted, or at a bound
             break
-        d, _, want = _embed_at(frame, landmarks, *args, gain=gain, amp=want, correct=SELF_NOISE_STEPS)
+        d, _, want, _ = _embed_at(frame, landmarks, *args, gain=gain, amp=want, correct=SELF_NOISE_STEPS)
         tried = _added(frame, d)
         z_tried = codec_z(tried, landmarks, tiers, finder)
         if (z_tried < STILL_CODEC_Z) if fainter else (z_tried <= z):  # too faint now, or no better
@@ -459,9 +454,9 @@ def _embed_at(
     gain: float | None = None,
     amp: float | None = None,
     correct: int = 0,
-) -> tuple[np.ndarray, float | None, float]:
-    """`embed` aligned to exactly these landmarks: (the mark, a luminance delta for `_added`, z per unit pattern
-    coefficient, amplitude).
+) -> tuple[np.ndarray, float | None, float, float | None]:
+    """`embed` aligned to exactly these landmarks: (the mark, a luminance delta for `_added`; z per unit pattern
+    coefficient; amplitude; the signature z the mark was read at, or None when it was not read as returned).
     `gain`: that z per unit as measured at landmarks a pixel or so away (it is the same; one read saved).
     `amp`: embed at this amplitude rather than the one that reaches the tier's target z.
     `correct`: read the decoys back this many times and cancel what the mark leaked into them (SELF_NOISE_STEPS)."""
@@ -501,19 +496,21 @@ def _embed_at(
         gain = float(np.median(per_unit))
     g = gain
     if not np.isfinite(g) or g <= 0:
-        return marked(base * hi, hi), None, hi
+        return marked(base * hi, hi), None, hi, None
     host = np.concatenate([r0.z_bits, r0.z_decoys])  # the host face's own reading of every pattern
     sig_per_amp = g * float(np.abs(base[:N_SIG]).sum()) / math.sqrt(N_SIG)  # signature z per unit amplitude
     # The prediction is linear and exact before rounding, which costs a face some of its z: aim above the
     # target (AIM), so that faces pass the first check (measured: 1.0 checks a face instead of 1.7).
     fixed = amp is not None
     amp = float(np.clip(amp if fixed else AIM * target / sig_per_amp, lo, hi))
+    seen = None  # the signature z of `delta` as it stands, once read
     for _ in range(3):  # the output is rounded to 8 bits: check, correct
         coeffs = base * amp - host / g  # cancel the host's own reading of each pattern, decoys included
         delta = marked(coeffs, amp)
         if fixed:
             break
         r = read(delta)
+        seen = r.z_signature
         z = r.z_signature * r.sigma / r0.sigma  # against the host's spread: as strong as before, not fainter
         if z >= target or amp >= hi:
             break
@@ -521,8 +518,8 @@ def _embed_at(
     for _ in range(correct):  # the decoys made to read nothing (in the host's spreads, as `host`)
         r = read(delta)
         coeffs[N_BITS:] -= r.z_decoys * r.sigma / r0.sigma / g
-        delta = marked(coeffs, amp)
-    return delta, g, amp  # `marked` capped it
+        delta, seen = marked(coeffs, amp), None
+    return delta, g, amp, seen  # `marked` capped it
 
 
 def _bit_gains() -> np.ndarray:
