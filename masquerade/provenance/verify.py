@@ -146,14 +146,14 @@ def _read_sides(image: np.ndarray, landmarks: np.ndarray, tiers: tuple[wm.Tier, 
     return best
 
 
-def _searched(image: np.ndarray, faces: list[np.ndarray], still: bool) -> bool:
+def _searched(image: np.ndarray, faces: list[np.ndarray]) -> bool:
     """Whether one of these faces, none read as marked, is found marked by searching around its alignment
     (`watermark.search_mark`), as it is and mirrored. Where dlib's landmarks do not settle (a head turning
     fast, a blurry painted face) verify's land a few pixels and percent off the embed's. Only in a file already
     decided marked: on d18's own face, unmarked, the best of the searched alignments read as one read at 4.3-4.6
     over 12 frames in a row, while its reads stayed under 3.5 (the face's texture matches the signature
     somewhere near, frame after frame). It counts a marked file's frames; it never decides a file."""
-    return any(wm.search_mark(i, lm, still).marked for f in faces for i, lm in _sides(image, f))
+    return any(wm.search_mark(i, lm).marked for f in faces for i, lm in _sides(image, f))
 
 
 def _z(r: wm.FaceMark) -> float:
@@ -269,7 +269,7 @@ def verify_frames(
             if early_stop and _certain(marked, checked, z_sum, decoy_sum, early_stop):
                 break
         elif faces and decided:
-            searched += _searched(image, faces, still)
+            searched += _searched(image, faces)
         elif faces and len(unread) < MAX_UNREAD:
             unread.append((image, faces))
     if checked == 0:
@@ -277,7 +277,7 @@ def verify_frames(
     need = min_marked_frames(checked, faces_per_frame=looks)
     is_marked = _decided(marked, checked, zs, z_sum, looks)
     # decided on the frames so far is not decided on them all (3 of 10 frames is, 3 of 300 is not)
-    searched = searched + sum(_searched(image, faces, still) for image, faces in unread) if is_marked else 0
+    searched = searched + sum(_searched(image, faces) for image, faces in unread) if is_marked else 0
     sig = code = None
     code_z = model_code_z(z_sum, decoy_sum, marked)
     if marked:

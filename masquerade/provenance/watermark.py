@@ -692,16 +692,26 @@ SEARCH_SHIFTS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # crop pixels, in x and in y
 SEARCH_MARGIN = 16  # crop pixels of face read around the crop, for the alignments that reach beyond it
 
 
-def search_mark(frame: np.ndarray, landmarks: np.ndarray, still: bool = False) -> FaceMark:
-    """The face's mark read at every alignment of SEARCH_SCALES x SEARCH_SHIFTS around `mark_landmarks`, in the
-    tier `embed` chooses for a video frame (`still`: for a picture): the strongest read, its z the one a single
-    read would need to be as unlikely by chance (`single_read_z`): marked as one read is.
+def search_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
+    """The face's mark read at every alignment of SEARCH_SCALES x SEARCH_SHIFTS around `mark_landmarks`, in each
+    of TIERS (a video's and a picture's face alike): the strongest read, its z the one a single
+    read would need to be as unlikely by chance (`single_read_z`): marked as one read is. Every tier, as
+    `read_mark` reads: a rescaled video may have moved the face to the other tier's size (d18's screen
+    recording, 1.5x: 6 of 216 frames unread, each found at 125 alignments of the coarse tier, where the tier
+    `embed` would choose for the larger face found none).
 
-    The whitened band is computed once, over a crop SEARCH_MARGIN wider, and each alignment resamples it (the
-    band and the texture weight barely change over a few pixels and percent): the 125 reads take about 14 ms,
-    what 30 of `read_face` take."""
-    landmarks = mark_landmarks(frame, landmarks)
-    tier = tier_for(landmarks, STILL_MIN_CELL_PX if still else MIN_CELL_PX)
+    The whitened band is computed once per tier, over a crop SEARCH_MARGIN wider, and each alignment resamples
+    it (the band and the texture weight barely change over a few pixels and percent): the 125 reads of a tier
+    take about 14 ms, what 30 of `read_face` take."""
+    landmarks = mark_landmarks(frame, landmarks, REFINE_STEPS)
+    corr = np.concatenate([_searched_corr(frame, landmarks, tier) for tier in TIERS])  # (alignments, 80)
+    best = _as_read(corr[int(np.argmax(_signature_z(corr)))])
+    best.z_signature = single_read_z(best.z_signature, len(corr))
+    return best
+
+
+def _searched_corr(frame: np.ndarray, landmarks: np.ndarray, tier: Tier) -> np.ndarray:
+    """(alignments, 80): the patterns' correlations at every alignment of the search, in one tier."""
     m, mask = _crop_geometry(landmarks, tier)
     mask = _read_mask(frame.shape, m, tier.size, mask)
     pad, size = SEARCH_MARGIN, tier.size
@@ -715,10 +725,7 @@ def search_mark(frame: np.ndarray, landmarks: np.ndarray, still: bool = False) -
                 # crop pixel u of the alignment s m + (1 - s) c + d lies at (u - (1 - s) c - d) / s + pad in `wide`
                 a = np.array([[1 / s, 0, pad - ((1 - s) * c + dx) / s], [0, 1 / s, pad - ((1 - s) * c + dy) / s]])
                 warped.append(cv2.warpAffine(resid, a, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
-    corr = (np.stack(warped) * mask).reshape(len(warped), -1) @ _filtered_patterns(tier).T  # (alignments, 80)
-    best = _as_read(corr[int(np.argmax(_signature_z(corr)))])
-    best.z_signature = single_read_z(best.z_signature, len(corr))
-    return best
+    return (np.stack(warped) * mask).reshape(len(warped), -1) @ _filtered_patterns(tier).T
 
 
 def single_read_z(z: float, reads: int) -> float:
