@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--unwarp", type=float, default=d.unwarp, help="share of each run trained without the warp")
     ap.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of DSSIM beside L1")
     ap.add_argument("--tag", default="", help="suffix for the result file (to compare settings)")
-    ap.add_argument("--mask", default="hull", help="swap's blend mask (skin or hull)")
+    ap.add_argument("--mask", default=SwapOptions().mask, help="swap's blend mask (skin or hull)")
     ap.add_argument("--detail", type=float, default=SwapOptions().detail, help="swap's --detail (0: off)")
     ap.add_argument("--detail-from", default=SwapOptions().detail_from, help="swap's --detail-from")
     ap.add_argument("--rate", type=float, help="iterations per second of this model alone: budgets in iterations")
