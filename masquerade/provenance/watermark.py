@@ -80,9 +80,10 @@ BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, crop px) the detector
 # clean z itself barely falls: the face's own reading, cancelled, is what a faint mark on smooth skin loses to the
 # codec first.) 30 frames swapped by a 10-minute d6:d3 model, face SSIM and frames marked of 30 after CRF 35 / after
 # 50% + CRF 28, without -> with: d6 0.973 -> 0.979, 30 / 30 both ways (distance to d3 0.414 -> 0.398); d18 0.975 ->
-# 0.980, 30 / 30; d12 0.964 -> 0.965, 24 / 24 -> 26 / 23; s29 (0.958) and s13 unchanged. A floor on the z read at
-# each scale (20) let s29 fade to 0.967 and lost CRF 35 on 43% of its 160 frames; scaling the payload alone (not
-# the cancelling of the face's own reading) left d6 at 0.978.
+# 0.980, 30 / 30; d12 0.964 -> 0.965, 24 / 24 -> 26 / 23; s29 (0.958) and s13 unchanged there, but over s29's
+# first 80 faces 24 fade part-way (0.962 -> 0.975) and CRF 35 keeps 78% of its 160 frames (86%). A floor on the
+# z read at each scale (20) let s29 fade to 0.967 and lost CRF 35 on 43% of its 160 frames; scaling the payload
+# alone (not the cancelling of the face's own reading) left d6 at 0.978.
 VISIBLE_SSIM = 0.98
 SURE_Z = 30.0
 VISIBLE_TRIES = 3
