@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from masquerade.faces import FaceAnalyzer
+from masquerade.faces.align import crop_face, estimate_matrix
 from masquerade.faces.mask import face_mask, hull_mask
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label, write_image
@@ -66,6 +67,20 @@ def test_swap_frame_api_leaves_the_rest_bit_exact(model_dir, d18):
     w = x1 - x0
     assert xs.min() > x0 - 0.5 * w and xs.max() < x1 + 0.5 * w and ys.min() > y0 - 0.8 * w and ys.max() < y1 + 0.5 * w
     assert changed.sum() > 0.3 * w * w
+
+
+def test_a_face_painted_exactly_as_the_input_goes_back_without_a_line_where_the_models_crop_ends(model_dir, d18):
+    # A "model" that paints exactly the crop it was given, on a flat, skin-coloured frame: putting the face back
+    # must leave the frame as it was. The face's mask reaches past the model's crop on the forehead, so the crop's
+    # edge runs through it; the face warped back used to take black beyond the crop, a dark line across the brow.
+    lms = FaceAnalyzer(detector="hog", embeddings=False)(next(read_frames(d18)).image)[0].landmarks
+    frame = np.full((480, 480, 3), (196, 150, 128), np.uint8)
+    sw = Swapper(model_dir, SwapOptions(to="b", detail=0.0))
+    m = estimate_matrix(lms, sw.size, sw.padding, sw.lift)
+    crop = crop_face(frame, m, sw.size)
+    out, region = sw._put_back(frame.copy(), lms, m, crop, crop.astype(np.float32) / 255, (0.0, True))
+    assert crop_face(region, m, sw.size)[1:3].max() > 0.05  # the face's region does reach the crop's top edge
+    assert np.abs(out.astype(int) - frame).max() <= 1
 
 
 def test_the_inputs_own_mouth_is_kept_only_where_it_opens_or_closes_beyond_what_the_target_shows():

@@ -89,17 +89,15 @@ def crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
-def uncrop(crop: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], border_value=0) -> np.ndarray:
-    """Warp a crop (or a mask made in crop space) back into frame coordinates with the inverse matrix."""
+def uncrop(crop: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], border_value=None) -> np.ndarray:
+    """Warp a crop back into frame coordinates with the inverse matrix. Beyond the crop: `border_value`, or by
+    default the crop's edge continued. An image must not take a constant there: the cubic warp mixes the border
+    into the crop's outer frame pixel (black: a dark line wherever the crop's edge crosses the face's mask)."""
     h, w = frame_shape[:2]
-    return cv2.warpAffine(
-        crop,
-        matrix,
-        (w, h),
-        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=border_value,
-    )
+    border = dict(borderMode=cv2.BORDER_REPLICATE)
+    if border_value is not None:
+        border = dict(borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+    return cv2.warpAffine(crop, matrix, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, **border)
 
 
 # dlib's 68 points mirrored left <-> right: jaw, brows, nose bridge, nostrils, eyes, outer and inner lips.
