@@ -359,6 +359,14 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         "lips; model: always the model's; input: always the input's whole mouth. Models trained before this "
         f"option: the model's until trained on ({d.mouth})",
     )
+    p.add_argument(
+        "--eyes",
+        choices=("auto", "model"),
+        default=d.eyes,
+        help="whose eyes the swapped face has. auto: the model's, but where the input's eye closes (a blink, a "
+        "wink), which a model trained on faces with open eyes paints open, the input's own closed eye; model: "
+        f"always the model's ({d.eyes})",
+    )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")
     p.add_argument(
@@ -423,6 +431,7 @@ def swap_options(args):
         blend=args.blend,
         mask=args.mask,
         mouth=args.mouth,
+        eyes=args.eyes,
         erode=args.erode,
         blur=args.blur,
         detail=args.detail,

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from masquerade.faces import FaceAnalyzer
-from masquerade.faces.align import crop_face, estimate_matrix
+from masquerade.faces.align import crop_face, estimate_matrix, eye_openings, transform_points
 from masquerade.faces.mask import face_mask, hull_mask
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label, write_image
 from masquerade.models.io import load_model
 from masquerade.provenance import watermark
-from masquerade.swap.pipeline import MOUTH_RAMP, SwapOptions, Swapper, input_mouth
+from masquerade.swap.pipeline import EYE_CLOSED, MOUTH_RAMP, Kept, SwapOptions, Swapper, input_eyes, input_mouth
 from masquerade.swap.run import parse_time
 from masquerade.swap.smooth import Hold, LandmarkSmoother
 
@@ -78,9 +78,46 @@ def test_a_face_painted_exactly_as_the_input_goes_back_without_a_line_where_the_
     sw = Swapper(model_dir, SwapOptions(to="b", detail=0.0))
     m = estimate_matrix(lms, sw.size, sw.padding, sw.lift)
     crop = crop_face(frame, m, sw.size)
-    out, region = sw._put_back(frame.copy(), lms, m, crop, crop.astype(np.float32) / 255, (0.0, True))
+    out, region = sw._put_back(frame.copy(), lms, m, crop, crop.astype(np.float32) / 255, Kept())
     assert crop_face(region, m, sw.size)[1:3].max() > 0.05  # the face's region does reach the crop's top edge
     assert np.abs(out.astype(int) - frame).max() <= 1
+
+
+def test_a_closed_eye_of_the_input_is_kept_whole_an_open_one_not_at_all_and_a_wink_keeps_one():
+    lo, hi = EYE_CLOSED
+    assert input_eyes((0.3, 0.28)) == (0, 0)  # open: the model's eyes
+    assert input_eyes((0.05, lo)) == (1, 1)  # closed: the input's lids
+    assert input_eyes((0.3, 0.05)) == (0, 1)  # a wink: that eye only
+    assert 0 < input_eyes(((lo + hi) / 2, 0.3))[0] < 1  # a short ramp between
+    assert input_eyes((0.05, 0.05), "model") == (0, 0)
+
+
+def test_a_blink_is_put_back_as_the_inputs_closed_eye_over_the_models_open_one(model_dir, d18):
+    # The input's eyes closed (its lids' landmarks on the line between the corners), the "model" painting a dark
+    # open eye on each: the swapped face shows the input's closed eye, whole, and the model's everywhere else.
+    lms = FaceAnalyzer(detector="hog", embeddings=False)(next(read_frames(d18)).image)[0].landmarks.copy()
+    for eye in (slice(36, 42), slice(42, 48)):
+        p = lms[eye]
+        for k, t in ((1, 1 / 3), (2, 2 / 3), (5, 1 / 3), (4, 2 / 3)):
+            p[k] = p[0] + t * (p[3] - p[0])
+        lms[eye] = p
+    assert input_eyes(eye_openings(lms)) == (1, 1)
+    frame = np.full((480, 480, 3), (196, 150, 128), np.uint8)
+    sw = Swapper(model_dir, SwapOptions(to="b", detail=0.0, color="none", mask="hull"))  # a flat frame has no colours
+    m = estimate_matrix(lms, sw.size, sw.padding, sw.lift)
+    crop = crop_face(frame, m, sw.size)
+    painted = crop.astype(np.float32) / 255
+    centres = [lms[eye].mean(0) for eye in (slice(36, 42), slice(42, 48))]
+    for c in centres:  # a dark open eye where the model paints one
+        cx, cy = transform_points(m, c[None])[0]
+        cv2.circle(painted, (int(cx), int(cy)), 3, (0.1, 0.1, 0.1), -1)
+    closed = sw._put_back(frame.copy(), lms, m, crop, painted, Kept(eyes=(1.0, 1.0)))[0]
+    opened = sw._put_back(frame.copy(), lms, m, crop, painted, Kept())[0]
+    for x, y in np.rint(centres).astype(int):
+        assert np.abs(closed[y, x].astype(int) - frame[y, x]).max() <= 2  # the input's own eye
+        assert (frame[y, x].astype(int) - opened[y, x]).min() > 60  # the model's
+    nose = np.rint(lms[30]).astype(int)
+    assert np.array_equal(closed[nose[1], nose[0]], opened[nose[1], nose[0]])  # the rest is the model's either way
 
 
 def test_the_inputs_own_mouth_is_kept_only_where_it_opens_or_closes_beyond_what_the_target_shows():

@@ -214,10 +214,10 @@ def rebuild(model_dir: str | Path, side: str = "b", max_faces: int = 12) -> dict
     # detail 0 and the model's own mouth: the model's own rendering is scored; the input's band or mouth, taken
     # from the very frame being rebuilt, would be the truth itself. With the side's own faces kept beside the
     # model, also scored with their detail ("own_"), none taken from within OWN_RADIUS frames of the face rebuilt.
-    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0, mouth="model"))
+    swapper = Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail=0, mouth="model", eyes="model"))
     bank = load_bank(lm.path, side)
     own = (
-        Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail_from="target", mouth="model"))
+        Swapper(lm, SwapOptions(to=side, swap_all=True, smooth=0, detail_from="target", mouth="model", eyes="model"))
         if bank
         else None
     )

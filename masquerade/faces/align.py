@@ -120,6 +120,20 @@ def interocular(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[45] - landmarks[36]))
 
 
+EYE_POINTS = (slice(36, 42), slice(42, 48))  # dlib's 68 points: the face's right eye (the image's left), its left
+
+
+def eye_openings(landmarks: np.ndarray) -> tuple[float, float]:
+    """Each eye's opening (`EYE_POINTS` order): its lids' mean distance over its width (the eye aspect ratio of
+    Soukupova and Cech, 2016): about 0.25-0.35 open, under 0.15 closed."""
+    out = []
+    for eye in EYE_POINTS:
+        p = landmarks[eye]
+        lids = np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])
+        out.append(float(lids / max(2 * np.linalg.norm(p[3] - p[0]), 1e-6)))
+    return out[0], out[1]
+
+
 def mouth_opening(landmarks: np.ndarray) -> float:
     """Inner-lip opening (points 62-66) over the inter-ocular distance: about 0 for a closed mouth."""
     return float(np.linalg.norm(landmarks[66] - landmarks[62])) / max(interocular(landmarks), 1e-6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from masquerade.faces.align import interocular
+from masquerade.faces.align import EYE_POINTS, interocular
 
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
@@ -81,6 +81,31 @@ def mouth_mask(
     if x1 > x0 and y1 > y0:
         box = hull_mask((y1 - y0, x1 - x0), lips - np.array([x0, y0], np.float32))
         out[y0:y1, x0:x1] = feather(box, erode=-px, blur=blur)
+    return out
+
+
+def eye_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, blur: int = 0) -> np.ndarray:
+    """One eye with its lids (`eye`: 0 the face's right, 1 its left, as `faces.align.EYE_POINTS`): an ellipse on the
+    eye's corners, 1.5x the eye's width and 0.8x it high, under the brow, feathered by `blur` px. What a swap
+    takes from the input when the model cannot paint it: a closed eye, over the open one the target's faces show."""
+    pts = np.asarray(landmarks, np.float32)[EYE_POINTS[eye]]
+    a, b = pts[0], pts[3]
+    width = float(np.linalg.norm(b - a))
+    centre = (a + b) / 2
+    angle = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])))
+    axes = (0.75 * width, 0.4 * width)
+    # drawn in the eye's own box, not the whole image
+    pad = int(np.ceil(axes[0])) + 2 * max(blur, 0) + 2
+    x0, y0 = np.floor(centre).astype(int) - pad
+    x1, y1 = np.ceil(centre).astype(int) + pad
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    out = np.zeros(shape, np.float32)
+    if x1 > x0 and y1 > y0 and width > 0:
+        box = np.zeros((y1 - y0, x1 - x0), np.float32)
+        at = tuple(int(round(v * 16)) for v in centre - np.array([x0, y0]))
+        size = tuple(int(round(v * 16)) for v in axes)
+        cv2.ellipse(box, at, size, angle, 0, 360, 1.0, -1, cv2.LINE_AA, shift=4)
+        out[y0:y1, x0:x1] = feather(box, erode=0, blur=blur)
     return out
 
 

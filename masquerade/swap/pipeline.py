@@ -29,6 +29,7 @@ from masquerade.faces.align import (
     crop_face,
     crop_frame_matrix,
     estimate_matrix,
+    eye_openings,
     frame_px_per_crop_px,
     invert,
     mouth_opening,
@@ -37,7 +38,7 @@ from masquerade.faces.align import (
 )
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
-from masquerade.faces.mask import face_mask, feather, mouth_mask, not_skin
+from masquerade.faces.mask import eye_mask, face_mask, feather, mouth_mask, not_skin
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.faces.track import FaceTracker, box_from_landmarks, same_face
 from masquerade.models.detail import DetailBank, load_bank
@@ -65,6 +66,8 @@ class SwapOptions:
     # whose mouth: auto: the input's own where it opens beyond what the target's faces show (`input_mouth`),
     # the model's elsewhere; model: always the model's; input: always the input's
     mouth: str = "auto"
+    # whose eyes: auto: the input's own where they close (`input_eyes`), the model's elsewhere; model: the model's
+    eyes: str = "auto"
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
     smooth: float = 1.0  # landmark smoothing strength, 0 = off
@@ -95,6 +98,23 @@ MOUTH_HOLD_S = 1.0  # seconds over which the input's mouth, once taken, fades ba
 TRACKED_READ = 0.9  # share of a tracked mark's z that verify reads (its alignment differs by about a pixel)
 
 
+# Eye openings (`faces.align.eye_openings`) at and under which the input's own eye is kept whole, and from which none
+# of it is: a closed eye is lids and lashes, little of anyone's likeness, and a decoder paints the open eyes its
+# target's faces show (d3 rendered as d6: eyes closed in 51 of 200 frames, painted open in every one). Short, since
+# a half-and-half eye shows both (an iris through a lid); s29's smiling, narrowed eyes (0.17) stay the model's.
+EYE_CLOSED = (0.12, 0.16)
+
+
+def input_eyes(openings: tuple[float, float], mode: str = "auto") -> tuple[float, float]:
+    """How much of each of the input's own eyes (`faces.align.EYE_POINTS` order) a swapped face keeps, 0 to 1:
+    all of a closed one, none of an open one, so that a blink or a wink is not painted as a stare."""
+    if mode == "model":
+        return 0.0, 0.0
+    lo, hi = EYE_CLOSED
+    right, left = (float(np.clip((hi - o) / (hi - lo), 0.0, 1.0)) for o in openings)
+    return right, left
+
+
 def input_mouth(opening: float, shown: list[float] | None, mode: str = "auto") -> tuple[float, bool]:
     """(weight, inner): how much of the input's own mouth a swapped face keeps, 0 to 1, and whether only what lies
     between the lips (`faces.mask.mouth_mask`). Why: a decoder paints only the mouths its target's faces show;
@@ -108,6 +128,15 @@ def input_mouth(opening: float, shown: list[float] | None, mode: str = "auto") -
         return 0.0, True
     lo, hi = shown
     return float(np.clip(max(opening - hi, lo - opening) / MOUTH_RAMP, 0.0, 1.0)), opening >= lo
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What of the input's own face a swapped face keeps, where the model cannot paint it: its mouth (`input_mouth`:
+    weight, and whether only between the lips) and each eye (`input_eyes`)."""
+
+    mouth: tuple[float, bool] = (0.0, True)
+    eyes: tuple[float, float] = (0.0, 0.0)
 
 
 def _region(shape: tuple[int, ...], m: np.ndarray, s: int, lms: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -175,6 +204,8 @@ class Swapper:
             raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
         if self.opts.mouth not in ("auto", "model", "input"):
             raise InputError("--mouth", "must be auto, model or input")
+        if self.opts.eyes not in ("auto", "model"):
+            raise InputError("--eyes", "must be auto or model")
         if self.opts.detail_from not in ("both", "target", "input"):
             raise InputError("--detail-from", "must be both, target or input")
         if not 0 <= self.opts.edge_match <= 1:
@@ -290,7 +321,7 @@ class Swapper:
                 self.chosen_by = "default (no identity information)"
             if self.to is None:  # no face yet to decide by: nothing to swap in these frames
                 return [f.copy() for f in frames]
-        jobs = []  # (frame index, detection box, smoothed landmarks, matrix, crop, (input's mouth kept, inner))
+        jobs = []  # (frame index, detection box, smoothed landmarks, matrix, crop, input's mouth and eyes kept)
         shown = self.model.config.mouth.get(self.to)  # the openings the target's faces show
         for i, (frame, fs) in enumerate(zip(frames, faces, strict=True)):
             chosen = [f for f in fs if self._is_source(f)]
@@ -299,7 +330,8 @@ class Swapper:
             keep = self.mouth_hold(smoothed, [w for w, _ in mouths])
             for f, lms, k, (_, inner) in zip(chosen, smoothed, keep, mouths, strict=True):
                 m = estimate_matrix(lms, self.size, self.padding, self.lift)
-                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size), (k, inner)))
+                eyes = input_eyes(eye_openings(f.landmarks), self.opts.eyes)  # as found: smoothing would damp a blink
+                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size), Kept((k, inner), eyes)))
         out = [f.copy() for f in frames]
         if not jobs:
             return out
@@ -311,8 +343,8 @@ class Swapper:
             by_frame.setdefault(job[0], []).append((*job[1:], pred))
 
         def finish(i: int) -> None:  # one frame's faces, one after another (their regions may overlap)
-            for box, lms, m, crop, mouth, pred in by_frame[i]:
-                self._composite(out[i], box, lms, m, crop, pred, mouth, still)
+            for box, lms, m, crop, kept, pred in by_frame[i]:
+                self._composite(out[i], box, lms, m, crop, pred, kept, still)
 
         # Frames are independent, and OpenCV and NumPy release the GIL, so a second core can help (the pool is
         # made only with tracking). dlib's shape predictor does not release it (two threads calling it ran no
@@ -355,18 +387,18 @@ class Swapper:
         m: np.ndarray,
         crop: np.ndarray,
         pred: np.ndarray,
-        mouth: tuple[float, bool] = (0.0, True),
+        kept: Kept | None = None,
         still: bool = False,
     ) -> None:
         """Put the rendered face back and mark it, in place, working only on the face's region of the frame;
-        `mouth`: how much of the input's own mouth it keeps, and whether only between the lips (`input_mouth`)."""
+        `kept`: what of the input's own face it keeps (`Kept`; none by default)."""
         x0, y0, x1, y1 = _region(frame.shape, m, self.size, lms, margin=2 * self._blur_px(lms) + 4)
         if x1 <= x0 or y1 <= y0:
             return
         roi = frame[y0:y1, x0:x1]
         at = np.array([x0, y0], np.float32)
         with self.clock("composite"):
-            swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred, mouth)
+            swapped, region = self._put_back(roi, lms - at, _shift(m, x0, y0), crop, pred, kept or Kept())
         with self.clock("mark"):
             if still:  # a picture's mark may lie around the face (`watermark.RING_TIERS`): the whole picture
                 frame[y0:y1, x0:x1] = swapped
@@ -393,10 +425,10 @@ class Swapper:
         m: np.ndarray,
         crop: np.ndarray,
         pred: np.ndarray,
-        mouth: tuple[float, bool],
+        kept: Kept,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Colour-match the generated face (its border to the input's own), warp it into the frame (or a region
-        of it: `lms` and `m` in its pixels), blend, leaving `mouth` of the input's own mouth, and restore the
+        of it: `lms` and `m` in its pixels), blend, leaving what it `kept` of the input's own face, and restore the
         input's finest detail; returns (frame, the face's mask, which the mark covers)."""
         s = self.size
         crop_lms = transform_points(m, lms)
@@ -426,8 +458,12 @@ class Swapper:
         blur = self._blur_px(lms)
         erode = self.opts.erode if self.opts.erode else blur // 2
         face_region = mask = feather(mask, erode=erode, blur=blur) * np.clip(inside, 0, 1)
-        if mouth[0] > 0:  # the input's own mouth, where the model cannot paint it
-            mask = mask * (1 - mouth[0] * mouth_mask((h, w), lms, inner=mouth[1], blur=blur))
+        mouth, inner = kept.mouth
+        if mouth > 0:  # the input's own mouth, where the model cannot paint it
+            mask = mask * (1 - mouth * mouth_mask((h, w), lms, inner=inner, blur=blur))
+        for eye, weight in enumerate(kept.eyes):  # the input's own closed eye, over the model's open one
+            if weight > 0:
+                mask = mask * (1 - weight * eye_mask((h, w), lms, eye, blur=blur // 2))
         out = blend(frame, face_full, mask, self.opts.blend)
         model_px = frame_px_per_crop_px(m)
         own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 and model_px >= OWN_MIN_MODEL_PX else None
