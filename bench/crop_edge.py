@@ -53,8 +53,8 @@ def measure(model: str, path, frames: int) -> dict:
     lines: list[float] = []
     put_back = sw._put_back
 
-    def spy(frame, lms, m, crop, pred, mouth):
-        out, region = put_back(frame, lms, m, crop, pred, mouth)
+    def spy(frame, lms, m, crop, pred, kept):
+        out, region = put_back(frame, lms, m, crop, pred, kept)
         grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (out, frame)]
         line = edge_line(grey[0] - grey[1], region, m, sw.size)
         lines.extend([] if line is None else [line])
