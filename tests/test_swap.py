@@ -89,6 +89,7 @@ def test_a_closed_eye_of_the_input_is_kept_whole_an_open_one_not_at_all_and_a_wi
     assert input_eyes((0.05, lo)) == (1, 1)  # closed: the input's lids
     assert input_eyes((0.3, 0.05)) == (0, 1)  # a wink: that eye only
     assert 0 < input_eyes(((lo + hi) / 2, 0.3))[0] < 1  # a short ramp between
+    assert input_eyes((lo, (lo + hi) / 2)) == (1, 1)  # a blink: both eyes alike, not a wink
     assert input_eyes((0.05, 0.05), "model") == (0, 0)
 
 
