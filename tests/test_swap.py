@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from masquerade.faces import FaceAnalyzer
-from masquerade.faces.align import crop_face, estimate_matrix, eye_openings, transform_points
+from masquerade.faces.align import EYE_POINTS, crop_face, estimate_matrix, eye_openings, transform_points
 from masquerade.faces.mask import face_mask, hull_mask
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label, write_image
@@ -97,7 +97,7 @@ def test_a_blink_is_put_back_as_the_inputs_closed_eye_over_the_models_open_one(m
     # The input's eyes closed (its lids' landmarks on the line between the corners), the "model" painting a dark
     # open eye on each: the swapped face shows the input's closed eye, whole, and the model's everywhere else.
     lms = FaceAnalyzer(detector="hog", embeddings=False)(next(read_frames(d18)).image)[0].landmarks.copy()
-    for eye in (slice(36, 42), slice(42, 48)):
+    for eye in EYE_POINTS:
         p = lms[eye]
         for k, t in ((1, 1 / 3), (2, 2 / 3), (5, 1 / 3), (4, 2 / 3)):
             p[k] = p[0] + t * (p[3] - p[0])
@@ -108,7 +108,7 @@ def test_a_blink_is_put_back_as_the_inputs_closed_eye_over_the_models_open_one(m
     m = estimate_matrix(lms, sw.size, sw.padding, sw.lift)
     crop = crop_face(frame, m, sw.size)
     painted = crop.astype(np.float32) / 255
-    centres = [lms[eye].mean(0) for eye in (slice(36, 42), slice(42, 48))]
+    centres = [lms[eye].mean(0) for eye in EYE_POINTS]
     for c in centres:  # a dark open eye where the model paints one
         cx, cy = transform_points(m, c[None])[0]
         cv2.circle(painted, (int(cx), int(cy)), 3, (0.1, 0.1, 0.1), -1)

@@ -3,6 +3,8 @@ what inside that hull is not the face's skin (hair, background) reaching in from
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -63,6 +65,20 @@ def feature_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
     return feather(m, erode=-grow, blur=grow)
 
 
+def _in_own_box(
+    shape: tuple[int, int], points: np.ndarray, pad: int, draw: Callable[[tuple[int, int], np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """A mask of `shape`, drawn only in the box around `points` grown by `pad` px (clipped to the image) by
+    `draw(box shape, box origin)`: a feature's mask drawn in its own box, not the whole image (a 250 px face's
+    mouth: 0.3 ms instead of 4.7)."""
+    (x0, y0), (x1, y1) = np.floor(points.min(0)).astype(int) - pad, np.ceil(points.max(0)).astype(int) + pad
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    out = np.zeros(shape, np.float32)
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = draw((y1 - y0, x1 - x0), np.array([x0, y0], np.float32))
+    return out
+
+
 def mouth_mask(
     shape: tuple[int, int], landmarks: np.ndarray, inner: bool = False, grow: float = 0.04, blur: int = 0
 ) -> np.ndarray:
@@ -73,15 +89,11 @@ def mouth_mask(
     pts = np.asarray(landmarks, np.float32)
     px = max(1, int(round(grow * interocular(pts))))
     lips = pts[60:68] if inner else pts[48:60]
-    # drawn in the mouth's own box, not the whole image: 0.3 ms instead of 4.7 for a 250 px face
-    pad = px + 2 * max(blur, 0) + 2
-    (x0, y0), (x1, y1) = np.floor(lips.min(0)).astype(int) - pad, np.ceil(lips.max(0)).astype(int) + pad
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
-    out = np.zeros(shape, np.float32)
-    if x1 > x0 and y1 > y0:
-        box = hull_mask((y1 - y0, x1 - x0), lips - np.array([x0, y0], np.float32))
-        out[y0:y1, x0:x1] = feather(box, erode=-px, blur=blur)
-    return out
+
+    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
+        return feather(hull_mask(size, lips - origin), erode=-px, blur=blur)
+
+    return _in_own_box(shape, lips, px + 2 * max(blur, 0) + 2, draw)
 
 
 def eye_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, blur: int = 0) -> np.ndarray:
@@ -94,19 +106,15 @@ def eye_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, blur: int 
     centre = (a + b) / 2
     angle = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])))
     axes = (0.75 * width, 0.4 * width)
-    # drawn in the eye's own box, not the whole image
-    pad = int(np.ceil(axes[0])) + 2 * max(blur, 0) + 2
-    x0, y0 = np.floor(centre).astype(int) - pad
-    x1, y1 = np.ceil(centre).astype(int) + pad
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
-    out = np.zeros(shape, np.float32)
-    if x1 > x0 and y1 > y0 and width > 0:
-        box = np.zeros((y1 - y0, x1 - x0), np.float32)
-        at = tuple(int(round(v * 16)) for v in centre - np.array([x0, y0]))
-        size = tuple(int(round(v * 16)) for v in axes)
-        cv2.ellipse(box, at, size, angle, 0, 360, 1.0, -1, cv2.LINE_AA, shift=4)
-        out[y0:y1, x0:x1] = feather(box, erode=0, blur=blur)
-    return out
+
+    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
+        box = np.zeros(size, np.float32)
+        if width > 0:
+            at = tuple(int(round(v * 16)) for v in centre - origin)
+            cv2.ellipse(box, at, tuple(int(round(v * 16)) for v in axes), angle, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+        return feather(box, erode=0, blur=blur)
+
+    return _in_own_box(shape, centre[None], int(np.ceil(axes[0])) + 2 * max(blur, 0) + 2, draw)
 
 
 INNER = (slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), MOUTH)  # brows, nose, eyes
