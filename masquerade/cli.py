@@ -353,19 +353,20 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         "--mouth",
         choices=("auto", "model", "input"),
         default=d.mouth,
-        help="whose mouth the swapped face has. auto: the model's, but where the input's mouth opens wider than "
-        "the target's training faces ever show, which the model cannot paint (a smile to someone who never "
-        "smiles), the input's own teeth between the target's lips, and where it closes further, the input's closed "
-        "lips; model: always the model's; input: always the input's whole mouth. Models trained before this "
-        f"option: the model's until trained on ({d.mouth})",
+        help="whose mouth the swapped face has. auto: the model's lips with the input's teeth and tongue between them "
+        "as it opens (a model paints teeth as a white smear); where it opens wider than the target's training faces "
+        "ever show (a smile to someone who never smiles), the input's inner mouth wholly, and where it closes "
+        "further, the input's closed lips; model: always the model's; input: always the input's whole mouth. Models "
+        f"trained before this option: the model's lips, the input's teeth ({d.mouth})",
     )
     p.add_argument(
         "--eyes",
-        choices=("auto", "model"),
+        choices=("auto", "blink", "model"),
         default=d.eyes,
-        help="whose eyes the swapped face has. auto: the model's, but where the input's eye closes (a blink, a "
-        "wink), which a model trained on faces with open eyes paints open, the input's own closed eye; model: "
-        f"always the model's ({d.eyes})",
+        help="whose eyes the swapped face has. auto: the model's lids with the input's eyeballs between them, so "
+        "the face looks where the input looks (a model paints an iris as a blur looking nowhere), and where the "
+        "input's eye closes (a blink, a wink), which a model trained on open eyes paints open, the input's closed "
+        f"eye; blink: the model's eyes, but the input's closed ones; model: always the model's ({d.eyes})",
     )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")

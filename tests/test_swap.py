@@ -16,7 +16,17 @@ from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.media import VideoWriter, probe, read_frames, read_image, read_label, write_image
 from masquerade.models.io import load_model
 from masquerade.provenance import watermark
-from masquerade.swap.pipeline import EYE_CLOSED, MOUTH_RAMP, Kept, SwapOptions, Swapper, input_eyes, input_mouth
+from masquerade.swap.pipeline import (
+    EYE_CLOSED,
+    MOUTH_RAMP,
+    TEETH_OPEN,
+    Kept,
+    SwapOptions,
+    Swapper,
+    input_eyes,
+    input_mouth,
+    input_teeth,
+)
 from masquerade.swap.run import parse_time
 from masquerade.swap.smooth import Hold, LandmarkSmoother
 
@@ -91,6 +101,42 @@ def test_a_closed_eye_of_the_input_is_kept_whole_an_open_one_not_at_all_and_a_wi
     assert 0 < input_eyes(((lo + hi) / 2, 0.3))[0] < 1  # a short ramp between
     assert input_eyes((lo, (lo + hi) / 2)) == (1, 1)  # a blink: both eyes alike, not a wink
     assert input_eyes((0.05, 0.05), "model") == (0, 0)
+    assert input_eyes((0.05, 0.3), "blink") == (1, 0)  # blink: the closed eyes alone, not the gaze
+
+
+def test_an_open_eye_keeps_the_inputs_eyeball_between_the_models_lids(model_dir, d18):
+    # The input's eyes open, the "model" painting a flat dark eye region over each (lids, brows' foot and all): the
+    # swapped face looks through the input's own eyeball, centre and iris, while the lids' margins and the skin
+    # around them stay the model's.
+    image = next(read_frames(d18)).image
+    lms = FaceAnalyzer(detector="hog", embeddings=False)(image)[0].landmarks
+    assert min(eye_openings(lms)) > EYE_CLOSED[1]
+    sw = Swapper(model_dir, SwapOptions(to="b", detail=0.0, color="none", mask="hull"))
+    m = estimate_matrix(lms, sw.size, sw.padding, sw.lift)
+    crop = crop_face(image, m, sw.size)
+    painted = np.ones(crop.shape, np.float32)  # white, far from anything in the input's eye
+
+    def inputs_share(out: np.ndarray, at: np.ndarray) -> float:
+        x, y = np.rint(at).astype(int)
+        return float(np.mean((255 - out[y, x].astype(float)) / (255 - image[y, x].astype(float))))
+
+    gazing = sw._put_back(image.copy(), lms, m, crop, painted, Kept(gaze=1.0))[0]
+    staring = sw._put_back(image.copy(), lms, m, crop, painted, Kept())[0]
+    for eye in EYE_POINTS:
+        p = lms[eye]
+        assert inputs_share(gazing, p.mean(0)) > 0.8 and inputs_share(staring, p.mean(0)) < 0.05
+        assert max(inputs_share(gazing, p[k]) for k in (1, 2, 4, 5)) < 0.5  # the lids' margins: mostly the model's
+        width = float(np.linalg.norm(p[3] - p[0]))
+        x, y = np.rint((p[1] + p[2]) / 2 - [0, 0.25 * width]).astype(int)  # above the upper lid: the model's alone
+        assert np.array_equal(gazing[y, x], staring[y, x])
+
+
+def test_the_inputs_teeth_come_in_as_the_mouth_opens_and_only_in_auto():
+    lo, hi = TEETH_OPEN
+    assert input_teeth(0.0) == 0 and input_teeth(lo) == 0  # closed or barely parted: the model's lips and all
+    assert 0 < input_teeth((lo + hi) / 2) < 1  # a ramp: nothing flips from frame to frame
+    assert input_teeth(hi) == 1 and input_teeth(0.3) == 1
+    assert input_teeth(0.3, "model") == 0 and input_teeth(0.3, "input") == 0  # input: its whole mouth, not this
 
 
 def test_a_blink_is_put_back_as_the_inputs_closed_eye_over_the_models_open_one(model_dir, d18):

@@ -117,6 +117,22 @@ def eye_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, blur: int 
     return _in_own_box(shape, centre[None], int(np.ceil(axes[0])) + 2 * max(blur, 0) + 2, draw)
 
 
+def eyeball_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, shrink: float, soft: float) -> np.ndarray:
+    """One eye between its lids (`eye` as in `eye_mask`): the hull of its six points, shrunk by `shrink` and
+    feathered by `soft` x the eye's opening (the lids' mean distance), so that a narrow eye keeps as much of its
+    middle as a wide one. What a swap takes from the input where the model paints an open eye: the iris and where it
+    looks, which a decoder paints as a blur looking nowhere; shrunk, so that the lids' margins, the eye's shape,
+    stay the model's."""
+    pts = np.asarray(landmarks, np.float32)[EYE_POINTS[eye]]
+    height = float(np.linalg.norm(pts[1] - pts[5]) + np.linalg.norm(pts[2] - pts[4])) / 2
+    erode, blur = int(round(shrink * height)), max(1, int(round(soft * height)))
+
+    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
+        return feather(hull_mask(size, pts - origin), erode=erode, blur=blur)
+
+    return _in_own_box(shape, pts, 2 * blur + 2, draw)
+
+
 INNER = (slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), MOUTH)  # brows, nose, eyes
 
 

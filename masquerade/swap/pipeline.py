@@ -38,7 +38,7 @@ from masquerade.faces.align import (
 )
 from masquerade.faces.analyze import FaceAnalyzer
 from masquerade.faces.identity import SAME_PERSON_DISTANCE, distance, nearer_side
-from masquerade.faces.mask import eye_mask, face_mask, feather, mouth_mask, not_skin
+from masquerade.faces.mask import eye_mask, eyeball_mask, face_mask, feather, mouth_mask, not_skin
 from masquerade.faces.mean_face import MEAN_FACE_68
 from masquerade.faces.track import FaceTracker, box_from_landmarks, same_face
 from masquerade.models.detail import DetailBank, load_bank
@@ -63,10 +63,12 @@ class SwapOptions:
     detail_from: str = "both"
     edge_match: float = 1.0  # the face's border takes the input's colours and shading, fading inward; 0: off
     mask: str = "skin"  # skin: the hull less hair/background reaching into it (input or rendered); hull
-    # whose mouth: auto: the input's own where it opens beyond what the target's faces show (`input_mouth`),
-    # the model's elsewhere; model: always the model's; input: always the input's
+    # whose mouth: auto: the model's lips, the input's teeth as it opens (`input_teeth`), and the input's whole
+    # mouth where it opens or closes beyond what the target's faces show (`input_mouth`); model: always the model's;
+    # input: always the input's
     mouth: str = "auto"
-    # whose eyes: auto: the input's own where they close (`input_eyes`), the model's elsewhere; model: the model's
+    # whose eyes: auto: the model's lids, the input's eyeballs (its gaze, `Kept.gaze`), and the input's whole eye
+    # where it closes (`input_eyes`); blink: the model's, but the input's closed eyes; model: always the model's
     eyes: str = "auto"
     erode: int = 0  # px in the frame; negative grows the mask
     blur: int = -1  # px in the frame; -1: 4% of the face size
@@ -103,6 +105,19 @@ TRACKED_READ = 0.9  # share of a tracked mark's z that verify reads (its alignme
 # target's faces show (d3 rendered as d6: eyes closed in 51 of 200 frames, painted open in every one). Short, since
 # a half-and-half eye shows both (an iris through a lid); s29's smiling, narrowed eyes (0.17) stay the model's.
 EYE_CLOSED = (0.12, 0.16)
+# The input's eyeball (`faces.mask.eyeball_mask`), kept in an open eye: shrunk by this share of the eye's opening and
+# feathered by that share. A decoder paints an eye as a blur looking nowhere; the input's iris looks where the input
+# looks. Shrunk, the lids' margins, the eye's shape, stay the model's: the whole eyeball took dlib's distance to the
+# target (120 frames, unmarked) from 0.410 to 0.434 on d6 as d3 (95% of frames won) and from 0.425 to 0.481 on d3 as
+# d6; this band, 0.417 and 0.437 (with the teeth). Shrunk by a share of the eye's width instead (0.13), an eye of
+# opening 0.25 (d3, s29, d19, d12) kept at most half of its middle: two irises, faintly.
+EYEBALL = (0.4, 0.15)
+# Mouth openings (`faces.align.mouth_opening`) over which the input's own teeth and tongue (what lies between its
+# lips, grown by a pixel: the lips' inner margins stay the model's) come in: a 64 px decoder paints teeth as a white
+# smear (d3 as d6, d19's crooked grin as d18), and lips parted a little show little of either. On d6 as d3 (120
+# frames, dlib, unmarked) the distance to d3 went from 0.410 to 0.428 with the lips' margins grown by 0.04 of the
+# eyes' distance (the rule for a mouth wider than the target shows), and to 0.423 with a pixel; d3 as d6 0.425 -> 0.428.
+TEETH_OPEN = (0.03, 0.08)
 
 
 def input_eyes(openings: tuple[float, float], mode: str = "auto") -> tuple[float, float]:
@@ -110,7 +125,7 @@ def input_eyes(openings: tuple[float, float], mode: str = "auto") -> tuple[float
     all of a closed one, none of an open one, so that a blink or a wink is not painted as a stare. Both eyes
     closing are a blink, and keep as much as the more closed one: dlib finds one shut eye more open than the other
     (d18's: 0.13 and 0.15), and kept unequally, a blink came out as a wink."""
-    if mode == "model":
+    if mode not in ("auto", "blink"):
         return 0.0, 0.0
     lo, hi = EYE_CLOSED
     right, left = (float(np.clip((hi - o) / (hi - lo), 0.0, 1.0)) for o in openings)
@@ -134,13 +149,26 @@ def input_mouth(opening: float, shown: list[float] | None, mode: str = "auto") -
     return float(np.clip(max(opening - hi, lo - opening) / MOUTH_RAMP, 0.0, 1.0)), opening >= lo
 
 
+def input_teeth(opening: float, mode: str = "auto") -> float:
+    """How much of what lies between the input's own lips (teeth, tongue) a swapped face keeps, 0 to 1, inside the
+    target's lips: none of a closed mouth, all of one open by TEETH_OPEN[1]. Not held like `input_mouth`: it
+    follows the opening, so nothing flips from frame to frame."""
+    if mode != "auto":
+        return 0.0
+    lo, hi = TEETH_OPEN
+    return float(np.clip((opening - lo) / (hi - lo), 0.0, 1.0))
+
+
 @dataclass(frozen=True)
 class Kept:
     """What of the input's own face a swapped face keeps, where the model cannot paint it: its mouth (`input_mouth`:
-    weight, and whether only between the lips) and each eye (`input_eyes`)."""
+    weight, and whether only between the lips), its teeth (`input_teeth`), each eye whole (`input_eyes`), and its
+    eyeballs (`EYEBALL`)."""
 
     mouth: tuple[float, bool] = (0.0, True)
     eyes: tuple[float, float] = (0.0, 0.0)
+    teeth: float = 0.0
+    gaze: float = 0.0
 
 
 def _region(shape: tuple[int, ...], m: np.ndarray, s: int, lms: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -208,8 +236,8 @@ class Swapper:
             raise InputError("--detail", f"must be from 0 to 2 (got {self.opts.detail})")
         if self.opts.mouth not in ("auto", "model", "input"):
             raise InputError("--mouth", "must be auto, model or input")
-        if self.opts.eyes not in ("auto", "model"):
-            raise InputError("--eyes", "must be auto or model")
+        if self.opts.eyes not in ("auto", "blink", "model"):
+            raise InputError("--eyes", "must be auto, blink or model")
         if self.opts.detail_from not in ("both", "target", "input"):
             raise InputError("--detail-from", "must be both, target or input")
         if not 0 <= self.opts.edge_match <= 1:
@@ -330,12 +358,14 @@ class Swapper:
         for i, (frame, fs) in enumerate(zip(frames, faces, strict=True)):
             chosen = [f for f in fs if self._is_source(f)]
             smoothed = self.smoother([f.landmarks for f in chosen])
-            mouths = [input_mouth(mouth_opening(x), shown, self.opts.mouth) for x in smoothed]
+            openings = [mouth_opening(x) for x in smoothed]
+            mouths = [input_mouth(o, shown, self.opts.mouth) for o in openings]
             keep = self.mouth_hold(smoothed, [w for w, _ in mouths])
-            for f, lms, k, (_, inner) in zip(chosen, smoothed, keep, mouths, strict=True):
+            for f, lms, k, o, (_, inner) in zip(chosen, smoothed, keep, openings, mouths, strict=True):
                 m = estimate_matrix(lms, self.size, self.padding, self.lift)
                 eyes = input_eyes(eye_openings(f.landmarks), self.opts.eyes)  # as found: smoothing would damp a blink
-                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size), Kept((k, inner), eyes)))
+                kept = Kept((k, inner), eyes, input_teeth(o, self.opts.mouth), float(self.opts.eyes == "auto"))
+                jobs.append((i, f.bbox, lms, m, crop_face(frame, m, self.size), kept))
         out = [f.copy() for f in frames]
         if not jobs:
             return out
@@ -465,9 +495,13 @@ class Swapper:
         mouth, inner = kept.mouth
         if mouth > 0:  # the input's own mouth, where the model cannot paint it
             mask = mask * (1 - mouth * mouth_mask((h, w), lms, inner=inner, blur=blur))
+        if kept.teeth > 0:  # the input's teeth and tongue, between the model's lips
+            mask = mask * (1 - kept.teeth * mouth_mask((h, w), lms, inner=True, grow=0.0, blur=blur // 2))
         for eye, weight in enumerate(kept.eyes):  # the input's own closed eye, over the model's open one
             if weight > 0:
                 mask = mask * (1 - weight * eye_mask((h, w), lms, eye, blur=blur // 2))
+            if kept.gaze > 0 and weight < 1:  # the input's eyeball between the model's lids
+                mask = mask * (1 - kept.gaze * eyeball_mask((h, w), lms, eye, *EYEBALL))
         out = blend(frame, face_full, mask, self.opts.blend)
         model_px = frame_px_per_crop_px(m)
         own = self._own_detail(pred, m, (h, w)) if self.opts.detail > 0 and model_px >= OWN_MIN_MODEL_PX else None
