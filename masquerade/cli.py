@@ -363,10 +363,11 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         "--eyes",
         choices=("auto", "blink", "model"),
         default=d.eyes,
-        help="whose eyes the swapped face has. auto: the model's lids with the input's eyeballs between them, so "
-        "the face looks where the input looks (a model paints an iris as a blur looking nowhere), and where the "
-        "input's eye closes (a blink, a wink), which a model trained on open eyes paints open, the input's closed "
-        f"eye; blink: the model's eyes, but the input's closed ones; model: always the model's ({d.eyes})",
+        help="whose eyes the swapped face has. auto: the model's lids with the middle of the input's eyeballs "
+        "between them, so the face mostly looks where the input looks (a model paints an iris as a blur looking "
+        "nowhere), and where the input's eye closes (a blink, a wink), which a model trained on open eyes paints "
+        "open, the input's closed eye; blink: the model's eyes, but the input's closed ones; model: always the "
+        f"model's ({d.eyes})",
     )
     p.add_argument("--erode", type=int, default=d.erode, metavar="PX", help="shrink the mask by PX (0: blur/2)")
     p.add_argument("--blur", type=int, default=d.blur, metavar="PX", help="feather the mask edge (-1: 4%% of face)")

@@ -105,9 +105,9 @@ def test_a_closed_eye_of_the_input_is_kept_whole_an_open_one_not_at_all_and_a_wi
 
 
 def test_an_open_eye_keeps_the_inputs_eyeball_between_the_models_lids(model_dir, d18):
-    # The input's eyes open, the "model" painting a flat dark eye region over each (lids, brows' foot and all): the
-    # swapped face looks through the input's own eyeball, centre and iris, while the lids' margins and the skin
-    # around them stay the model's.
+    # The input's eyes open, the "model" painting the whole face flat white: the swapped face looks through the
+    # input's own eyeball (the middle of the eye, its iris), while the lids' margins and the skin around them stay
+    # the model's.
     image = next(read_frames(d18)).image
     lms = FaceAnalyzer(detector="hog", embeddings=False)(image)[0].landmarks
     assert min(eye_openings(lms)) > EYE_CLOSED[1]

@@ -109,7 +109,7 @@ EYE_CLOSED = (0.12, 0.16)
 # feathered by that share. A decoder paints an eye as a blur looking nowhere; the input's iris looks where the input
 # looks. Shrunk, the lids' margins, the eye's shape, stay the model's: the whole eyeball took dlib's distance to the
 # target (120 frames, unmarked) from 0.410 to 0.434 on d6 as d3 (95% of frames won) and from 0.425 to 0.481 on d3 as
-# d6; this band, 0.417 and 0.437 (with the teeth). Shrunk by a share of the eye's width instead (0.13), an eye of
+# d6; this band, 0.410 and 0.437 (with the teeth). Shrunk by a share of the eye's width instead (0.13), an eye of
 # opening 0.25 (d3, s29, d19, d12) kept at most half of its middle: two irises, faintly.
 EYEBALL = (0.4, 0.15)
 # Mouth openings (`faces.align.mouth_opening`) over which the input's own teeth and tongue (what lies between its
