@@ -79,6 +79,16 @@ def _in_own_box(
     return out
 
 
+def _feathered_hull(shape: tuple[int, int], points: np.ndarray, erode: int, blur: int) -> np.ndarray:
+    """The hull of `points`, shrunk by `erode` px (grown if negative) and feathered by `blur` px, drawn in its own box
+    (`_in_own_box`)."""
+
+    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
+        return feather(hull_mask(size, points - origin), erode=erode, blur=blur)
+
+    return _in_own_box(shape, points, max(-erode, 0) + 2 * max(blur, 0) + 2, draw)
+
+
 def mouth_mask(
     shape: tuple[int, int], landmarks: np.ndarray, inner: bool = False, grow: float = 0.04, blur: int = 0
 ) -> np.ndarray:
@@ -88,12 +98,7 @@ def mouth_mask(
     or lips more closed than the target shows (the input's closed lips over a painted open mouth)."""
     pts = np.asarray(landmarks, np.float32)
     px = max(1, int(round(grow * interocular(pts))))
-    lips = pts[60:68] if inner else pts[48:60]
-
-    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
-        return feather(hull_mask(size, lips - origin), erode=-px, blur=blur)
-
-    return _in_own_box(shape, lips, px + 2 * max(blur, 0) + 2, draw)
+    return _feathered_hull(shape, pts[60:68] if inner else pts[48:60], -px, blur)
 
 
 def eye_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, blur: int = 0) -> np.ndarray:
@@ -125,12 +130,7 @@ def eyeball_mask(shape: tuple[int, int], landmarks: np.ndarray, eye: int, shrink
     stay the model's."""
     pts = np.asarray(landmarks, np.float32)[EYE_POINTS[eye]]
     height = float(np.linalg.norm(pts[1] - pts[5]) + np.linalg.norm(pts[2] - pts[4])) / 2
-    erode, blur = int(round(shrink * height)), max(1, int(round(soft * height)))
-
-    def draw(size: tuple[int, int], origin: np.ndarray) -> np.ndarray:
-        return feather(hull_mask(size, pts - origin), erode=erode, blur=blur)
-
-    return _in_own_box(shape, pts, 2 * blur + 2, draw)
+    return _feathered_hull(shape, pts, int(round(shrink * height)), max(1, int(round(soft * height))))
 
 
 INNER = (slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), MOUTH)  # brows, nose, eyes
