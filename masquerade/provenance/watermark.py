@@ -74,16 +74,16 @@ SIGNATURE_SHARE = 0.75  # of the mark's energy: detection reads the signature; m
 THRESHOLD = 4.5  # signature z-score for "this face carries the mark"
 MIN_PSNR = 40.5  # the mark's energy is capped per frame so that marking never costs more than this
 BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, crop px) the detector looks in
-# A video face's mark is made fainter (`_unseen`) until the face's SSIM (luma, marked against unmarked) is
-# VISIBLE_SSIM, but never below the scale at which the whole mark's z at the embed's own alignment, were it to fall
-# with the scale, would be SURE_Z: the faces with z to spare give it up, those near the codecs' cliff keep it. (The
-# clean z itself barely falls: the face's own reading, cancelled, is what a faint mark on smooth skin loses to the
-# codec first.) 30 frames swapped by a 10-minute d6:d3 model, face SSIM and frames marked of 30 after CRF 35 / after
-# 50% + CRF 28, without -> with: d6 0.973 -> 0.979, 30 / 30 both ways (distance to d3 0.414 -> 0.398); d18 0.975 ->
-# 0.980, 30 / 30; d12 0.964 -> 0.965, 24 / 24 -> 26 / 23; s29 (0.958) and s13 unchanged there, but over s29's
-# first 80 faces 24 fade part-way (0.962 -> 0.975) and CRF 35 keeps 78% of its 160 frames (86%). A floor on the
-# z read at each scale (20) let s29 fade to 0.967 and lost CRF 35 on 43% of its 160 frames; scaling the payload
-# alone (not the cancelling of the face's own reading) left d6 at 0.978.
+# A video face's mark is made fainter (`_unseen`) until the face's SSIM (luma, marked against unmarked) is VISIBLE_SSIM,
+# but never below the scale at which the whole mark's z at the embed's own alignment, were it to fall with the scale,
+# would be SURE_Z: the faces with z to spare give it up, those near the codecs' cliff keep it. (The z does not fall with
+# the scale: scaled, the decoys are no longer wholly cancelled. Read after CRF 18, d18 keeps 41 of its 77 at 0.86 of its
+# mark, d6 6.4 of its 39 at 0.5; docs/watermark.md.) 30 frames swapped by a 10-minute d6:d3 model, face SSIM and frames
+# marked of 30 after CRF 35 / after 50% + CRF 28, without -> with: d6 0.973 -> 0.979, 30 / 30 both ways (distance to d3
+# 0.414 -> 0.398); d18 0.975 -> 0.980, 30 / 30; d12 0.964 -> 0.965, 24 / 24 -> 26 / 23; s29 (0.958) and s13 unchanged
+# there, but over s29's first 80 faces 24 fade part-way (0.962 -> 0.975) and CRF 35 keeps 78% of its 160 frames (86%). A
+# floor on the z read at each scale (20) let s29 fade to 0.967 and lost CRF 35 on 43% of its 160 frames; scaling the
+# payload alone (not the cancelling of the face's own reading) left d6 at 0.978.
 VISIBLE_SSIM = 0.98
 SURE_Z = 30.0
 VISIBLE_TRIES = 3
