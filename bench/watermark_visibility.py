@@ -57,15 +57,6 @@ def forced_fade(share: float | None):
         wm._unseen = rule
 
 
-def local_ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The SSIM map of two grey images (11 px Gaussian window, sigma 1.5), as `watermark.mean_ssim` averages it."""
-    x, y = a.astype(np.float32), b.astype(np.float32)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mx, my, xx, yy, xy = (cv2.GaussianBlur(v, (11, 11), 1.5) for v in (x, y, x * x, y * y, x * y))
-    vx, vy, cxy = xx - mx * mx, yy - my * my, xy - mx * my
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-
-
 def box_of(lms: np.ndarray, pad: int = 0) -> tuple[int, int, int, int]:
     x0, y0 = np.maximum(np.floor(lms.min(0)).astype(int) - pad, 0)
     x1, y1 = np.ceil(lms.max(0)).astype(int) + 1 + pad
@@ -103,7 +94,7 @@ def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids,
         before, after, lms, (ax, ay) = face
         x0, y0, x1, y1 = box_of(lms)
         a, b = (cv2.cvtColor(v[y0 - ay : y1 - ay, x0 - ax : x1 - ax], cv2.COLOR_RGB2GRAY) for v in (before, after))
-        m = local_ssim(a, b)
+        m = wm.ssim_map(a, b)
         ssim.append(float(m.mean()))
         p1.append(float(np.percentile(m, 1)))
         rms.append(float(np.sqrt(np.mean((b.astype(np.float32) - a) ** 2))))

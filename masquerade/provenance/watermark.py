@@ -382,12 +382,18 @@ def _unseen(frame: np.ndarray, landmarks: np.ndarray, delta: np.ndarray, z: floa
 
 
 def mean_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004; 11 px Gaussian window, sigma 1.5) of two grey images of 0-255."""
+    """Mean SSIM of two grey images of 0-255 (`ssim_map`)."""
+    return float(ssim_map(a, b).mean())
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Local SSIM (Wang et al. 2004; 11 px Gaussian window, sigma 1.5) of two grey images of 0-255: where on a face
+    a mark shows, which the mean hides (bench/watermark_visibility.py)."""
     x, y = a.astype(np.float32), b.astype(np.float32)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mx, my, xx, yy, xy = (cv2.GaussianBlur(v, (11, 11), 1.5) for v in (x, y, x * x, y * y, x * y))
     vx, vy, cxy = xx - mx * mx, yy - my * my, xy - mx * my
-    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
 def _embed_picture(
