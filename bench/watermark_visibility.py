@@ -57,10 +57,8 @@ def forced_fade(share: float | None):
         wm._unseen = rule
 
 
-def box_of(lms: np.ndarray, pad: int = 0) -> tuple[int, int, int, int]:
-    x0, y0 = np.maximum(np.floor(lms.min(0)).astype(int) - pad, 0)
-    x1, y1 = np.ceil(lms.max(0)).astype(int) + 1 + pad
-    return x0, y0, x1, y1
+def label(share: float | None) -> str:
+    return "today" if share is None else f"{share:g}"
 
 
 def marked_frames(frames: list[np.ndarray], crf: int, path, fps: float, fa) -> tuple[int, float]:
@@ -92,7 +90,7 @@ def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids,
         if face is None:
             continue
         before, after, lms, (ax, ay) = face
-        x0, y0, x1, y1 = box_of(lms)
+        x0, y0, x1, y1 = wm.face_box(lms)  # as `_unseen` judges it
         a, b = (cv2.cvtColor(v[y0 - ay : y1 - ay, x0 - ax : x1 - ax], cv2.COLOR_RGB2GRAY) for v in (before, after))
         m = wm.ssim_map(a, b)
         ssim.append(float(m.mean()))
@@ -105,9 +103,8 @@ def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids,
         "dist_target": float(np.mean(dist)) if dist else None,
         "faces": len(ssim),
     }
-    tag = "today" if share is None else f"{share:g}"
     for crf in (18, *crfs):
-        n, z = marked_frames(out, crf, work / f"{path.stem}_{tag}_crf{crf}.mp4", 30.0, fa)
+        n, z = marked_frames(out, crf, work / f"{path.stem}_{label(share)}_crf{crf}.mp4", 30.0, fa)
         row[f"crf{crf}"] = {"marked": n, "z_mean": z}
     return row, faces
 
@@ -131,16 +128,17 @@ def main() -> None:
         path, rows, strip = clip(name), {}, []
         for share in (None, *(float(f) for f in args.fades.split(","))):
             row, faces = run(args.model, path, side, args.frames, share, crfs, fa, ids, work)
-            rows["today" if share is None else f"{share:g}"] = row
+            rows[label(share)] = row
             face = faces[min(args.frame, len(faces) - 1)]
             if face is not None:
                 before, after, lms, (ax, ay) = face
-                x0, y0, x1, y1 = box_of(lms - np.asarray((ax, ay), np.float32), pad=10)
+                x0, y0, x1, y1 = wm.face_box(lms - np.asarray((ax, ay), np.float32))
+                x0, y0, x1, y1 = max(x0 - 10, 0), max(y0 - 10, 0), x1 + 10, y1 + 10
                 strip += [before[y0:y1, x0:x1]] if not strip else []
                 strip.append(after[y0:y1, x0:x1])
             clean = row["crf18"]
             print(
-                f"{name} {'today' if share is None else share}: face SSIM {row['face_ssim']:.4f} "
+                f"{name} {label(share)}: face SSIM {row['face_ssim']:.4f} "
                 f"p1 {row['local_ssim_p1']:.3f} rms {row['rms']:.2f} dist {row['dist_target'] or 0:.3f} | "
                 f"clean {clean['marked']} ({clean['z_mean']:.1f}) "
                 + " ".join(f"CRF {c} {row[f'crf{c}']['marked']} ({row[f'crf{c}']['z_mean']:.1f})" for c in crfs)

@@ -354,14 +354,20 @@ def _embed_aligned(
     return out, landmarks, gain, amp
 
 
+def face_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the landmarks' box in whole pixels, from 0: where a face's SSIM is judged (`_unseen`)."""
+    x0, y0 = np.maximum(np.floor(landmarks.min(0)).astype(int), 0)
+    x1, y1 = np.ceil(landmarks.max(0)).astype(int) + 1
+    return int(x0), int(y0), int(x1), int(y1)
+
+
 def _unseen(frame: np.ndarray, landmarks: np.ndarray, delta: np.ndarray, z: float) -> float:
     """The share of the mark (`delta`, read at signature z by `_embed_at`) to keep: less, in up to VISIBLE_TRIES
     steps, until the face (luma in the landmarks' box, marked against unmarked) has an SSIM of VISIBLE_SSIM, but
     never less than would read SURE_Z were the whole mark's z to fall with its scale. The whole mark is scaled, the
     cancelling of the face's own reading with the payload: alone, the payload is half of what shows on a smooth
     face. Tried on the marked luma alone, as `_embed_at` reads."""
-    x0, y0 = np.maximum(np.floor(landmarks.min(0)).astype(int), 0)
-    x1, y1 = np.ceil(landmarks.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = face_box(landmarks)
     luma = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
 
     def ssim(fade: float) -> float:
