@@ -7,7 +7,9 @@ Per run:
 - face SSIM (luma, marked against unmarked, over the landmarks' box) and its 1st-percentile local SSIM;
 - the mark's rms in that box, in grey levels;
 - dlib's distance to the model's target (every third frame);
-- frames read as marked (mean z), as verify reads each frame, written clean (CRF 18) and at each --crf.
+- frames read as marked / by the colour tier alone (mean z), as verify reads each frame, written clean (CRF 18)
+  and after each --crf (28h: halved in size, then CRF 28);
+- the rms CIE76 colour difference in that box (dE: the colour mark does not show in luma SSIM).
 A strip per clip (face of frame --frame at 1.5x: unmarked | today's | each fade) is what to look at: SSIM
 passes faces that plainly show the mark (docs/watermark.md).
 Run: python bench/watermark_visibility.py --model MODEL [--clips d6:b,d3:a,s29:b,d18:b] [--fades 1,0.5,0.35].
@@ -61,14 +63,32 @@ def label(share: float | None) -> str:
     return "today" if share is None else f"{share:g}"
 
 
-def marked_frames(frames: list[np.ndarray], crf: int, path, fps: float, fa) -> tuple[int, float]:
-    """Write at this CRF, read back as verify reads each frame: (frames marked, mean z)."""
+def marked_frames(frames: list[np.ndarray], attack: str, path, fps: float, fa) -> dict:
+    """Write at this CRF (`attack` "28", or "28h": halved in size first), read back as verify reads each frame:
+    frames marked, mean z, and frames the colour tier alone reads as marked."""
+    crf, half = int(attack.rstrip("h")), attack.endswith("h")
     h, w = frames[0].shape[:2]
-    with VideoWriter(path, fps, (w, h), crf=crf) as vw:
+    size = ((w // 4) * 2, (h // 4) * 2) if half else (w, h)
+    with VideoWriter(path, fps, size, crf=crf) as vw:
         for f in frames:
-            vw.write(f)
-    zs = [max((r.z_signature for r in read_frame(fr.image, fa)[1]), default=0.0) for fr in read_frames(path)]
-    return sum(z > wm.THRESHOLD for z in zs), float(np.mean(zs))
+            vw.write(cv2.resize(f, size, interpolation=cv2.INTER_AREA) if half else f)
+    zs, colour = [], 0
+    for fr in read_frames(path):
+        faces, reads = read_frame(fr.image, fa)
+        zs.append(max((r.z_signature for r in reads), default=0.0))
+        colour += any(wm.read_mark(fr.image, lm, wm.COLOUR_TIERS).marked for lm in faces)
+    return {"marked": sum(z > wm.THRESHOLD for z in zs), "z_mean": float(np.mean(zs)), "colour_marked": colour}
+
+
+def cell(r: dict) -> str:
+    """Frames marked / by the colour tier alone (mean z)."""
+    return f"{r['marked']}/{r['colour_marked']} ({r['z_mean']:.1f})"
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """rms CIE76 colour difference of two RGB images (OpenCV's 8-bit Lab, L rescaled to 0-100)."""
+    la, lb = (cv2.cvtColor(v, cv2.COLOR_RGB2LAB).astype(np.float32) * [100 / 255, 1, 1] for v in (a, b))
+    return float(np.sqrt(((la - lb) ** 2).sum(-1).mean()))
 
 
 def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids, work) -> tuple[dict, list]:
@@ -85,13 +105,15 @@ def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids,
             if fr.index % 3 == 0 and target is not None and sw.faces:
                 found = ids(out[-1])
                 dist += [distance(found[0].embedding, target)] if found else []
-    ssim, p1, rms = [], [], []
+    ssim, p1, rms, de = [], [], [], []
     for face in faces:
         if face is None:
             continue
         before, after, lms, (ax, ay) = face
         x0, y0, x1, y1 = wm.face_box(lms)  # as `_unseen` judges it
-        a, b = (cv2.cvtColor(v[y0 - ay : y1 - ay, x0 - ax : x1 - ax], cv2.COLOR_RGB2GRAY) for v in (before, after))
+        ra, rb = (v[y0 - ay : y1 - ay, x0 - ax : x1 - ax] for v in (before, after))
+        de.append(delta_e(ra, rb))
+        a, b = (cv2.cvtColor(v, cv2.COLOR_RGB2GRAY) for v in (ra, rb))
         m = wm.ssim_map(a, b)
         ssim.append(float(m.mean()))
         p1.append(float(np.percentile(m, 1)))
@@ -100,12 +122,12 @@ def run(model, path, side: str, frames: int, share: float | None, crfs, fa, ids,
         "face_ssim": float(np.mean(ssim)),
         "local_ssim_p1": float(np.mean(p1)),
         "rms": float(np.mean(rms)),
+        "delta_e": float(np.mean(de)),
         "dist_target": float(np.mean(dist)) if dist else None,
         "faces": len(ssim),
     }
-    for crf in (18, *crfs):
-        n, z = marked_frames(out, crf, work / f"{path.stem}_{label(share)}_crf{crf}.mp4", 30.0, fa)
-        row[f"crf{crf}"] = {"marked": n, "z_mean": z}
+    for attack in ("18", *crfs):
+        row[f"crf{attack}"] = marked_frames(out, attack, work / f"{path.stem}_{label(share)}_crf{attack}.mp4", 30.0, fa)
     return row, faces
 
 
@@ -115,18 +137,18 @@ def main() -> None:
     ap.add_argument("--clips", default="d6:b,d3:a,s29:b,d18:b", help="CLIP:SIDE, comma-separated")
     ap.add_argument("--frames", type=int, default=45)
     ap.add_argument("--fades", default="1,0.5,0.35", help="shares of the whole mark to force, beside today's")
-    ap.add_argument("--crf", default="28,35")
+    ap.add_argument("--crf", default="28,35,28h", help="CRFs to write at; 28h: halved in size, then CRF 28")
     ap.add_argument("--frame", type=int, default=30, help="the frame whose face the strip shows")
     args = ap.parse_args()
     work = OUT / "watermark_visibility"
     work.mkdir(parents=True, exist_ok=True)
-    crfs = [int(c) for c in args.crf.split(",")]
+    crfs = args.crf.split(",")
     fa, ids = verify_analyzer(), FaceAnalyzer("hog", embeddings=True)
     results = {}
     for item in args.clips.split(","):
         name, side = item.split(":")
         path, rows, strip = clip(name), {}, []
-        for share in (None, *(float(f) for f in args.fades.split(","))):
+        for share in (None, *(float(f) for f in args.fades.split(",") if f)):
             row, faces = run(args.model, path, side, args.frames, share, crfs, fa, ids, work)
             rows[label(share)] = row
             face = faces[min(args.frame, len(faces) - 1)]
@@ -139,9 +161,9 @@ def main() -> None:
             clean = row["crf18"]
             print(
                 f"{name} {label(share)}: face SSIM {row['face_ssim']:.4f} "
-                f"p1 {row['local_ssim_p1']:.3f} rms {row['rms']:.2f} dist {row['dist_target'] or 0:.3f} | "
-                f"clean {clean['marked']} ({clean['z_mean']:.1f}) "
-                + " ".join(f"CRF {c} {row[f'crf{c}']['marked']} ({row[f'crf{c}']['z_mean']:.1f})" for c in crfs)
+                f"p1 {row['local_ssim_p1']:.3f} rms {row['rms']:.2f} dE {row['delta_e']:.2f} "
+                f"dist {row['dist_target'] or 0:.3f} | clean {cell(clean)} "
+                + " ".join(f"CRF {c} {cell(row[f'crf{c}'])}" for c in crfs)
                 + f" of {args.frames}",
                 flush=True,
             )

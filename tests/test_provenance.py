@@ -45,6 +45,38 @@ def test_embed_then_read_round_trip(d19, fa):
     assert not wm.read_mark(frame, face.landmarks).marked
 
 
+def test_a_video_face_is_also_marked_in_its_colour_which_alone_reads_the_payload(d19, fa):
+    frame = next(read_frames(d19)).image
+    lms = wm.mark_landmarks(frame, fa(frame)[0].landmarks)
+    tier = wm.COLOUR_TIERS[0]
+    coloured = wm._embed_colour(frame, lms, "beef0123", None, tier)
+    luma = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(int) for f in (frame, coloured)]
+    assert np.abs(luma[1] - luma[0]).max() <= 1  # the brightness is untouched, up to rounding
+    cb = [cv2.cvtColor(f, cv2.COLOR_RGB2YCrCb)[..., 2].astype(float) for f in (frame, coloured)]
+    assert 1.5 < np.sqrt(np.mean((cb[1] - cb[0])[cb[1] != cb[0]] ** 2)) < 2 * wm.COLOUR_AMP
+    r = wm.read_mark(coloured, lms, wm.COLOUR_TIERS)
+    assert r.z_signature > 10 and wm.bits_to_payload(r.z_bits) == (wm.SIGNATURE, 0xBEEF)
+    assert not wm.read_mark(frame, lms, wm.COLOUR_TIERS).marked
+    assert not wm.read_mark(coloured, lms).marked  # the luminance tiers do not see it
+    whole = wm.embed(frame, fa(frame)[0].landmarks, "beef0123")  # a video face: both marks
+    assert wm.read_mark(whole, fa(whole)[0].landmarks, wm.COLOUR_TIERS).z_signature > 10
+    grey = cv2.cvtColor(cv2.cvtColor(whole, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    assert abs(wm.read_face(grey, lms, tier).z_signature) < 1e-3  # no colour, no colour mark: nothing to read
+
+
+def test_the_colour_reader_ignores_the_layout_every_face_shares():
+    # Lips, eyes and brows differ from the skin in colour on every face; read as they are, coarse colour patterns
+    # correlate with that layout and unmarked faces read a mean z of 0.95 (d3: 2.45). The reader projects it out.
+    tier = wm.COLOUR_TIERS[0]
+    basis, filtered = wm._feature_basis(tier), wm._filtered_patterns(tier)
+    assert np.allclose(basis @ basis.T, np.eye(len(basis)), atol=1e-4)
+    assert np.abs(filtered @ basis.T).max() < 1e-3 * np.abs(filtered).sum(1).max()
+    layout = np.random.default_rng(3).normal(0, 50, len(basis)) @ basis  # any mix of the features, strongly
+    mark = np.concatenate([wm.payload_bits("beef0123"), np.zeros(wm.N_DECOYS, np.float32)]) @ filtered
+    corr = filtered @ (layout + mark)
+    assert np.allclose(corr, filtered @ mark, atol=1e-2 * np.abs(filtered @ mark).max())
+
+
 def test_the_luma_the_embed_reads_is_the_luma_of_the_frame_it_marks():
     # The embed reads the marked luma (`marked_luma`) instead of marking the three channels each time it checks.
     rng = np.random.default_rng(7)
@@ -77,11 +109,13 @@ def test_a_marked_face_s_decoys_read_almost_nothing_where_verify_will_read_it(d1
 
 
 def _delta_rms(marked: np.ndarray, frame: np.ndarray) -> float:
-    d = marked.astype(np.float32) - frame
-    return float(np.sqrt(np.mean(d[np.abs(d).sum(-1) > 0] ** 2)))
+    """The luminance mark's rms where it changed the picture (a video face's colour mark leaves the luma be)."""
+    d = cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY).astype(np.float32) - cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return float(np.sqrt(np.mean(d[d != 0] ** 2)))
 
 
-def test_a_large_face_is_marked_in_the_finer_tier_and_more_faintly(d19, fa):
+def test_a_large_face_is_marked_in_the_finer_tier_and_more_faintly(d19, fa, monkeypatch):
+    monkeypatch.setattr(wm, "VISIBLE_SSIM", 0.0)  # the strength each tier's target asks for, before `_unseen`
     frame = next(read_frames(d19)).image
     big = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     small_face, big_face = fa(frame)[0].landmarks, fa(big)[0].landmarks
@@ -216,7 +250,9 @@ def test_a_mark_verify_aligns_a_few_pixels_and_percent_off_is_found_by_searching
     d18, fa, monkeypatch
 ):
     """Where dlib's landmarks do not settle (d12 turning fast, swapped by its own model), verify's landed 4-12%
-    of scale and a pixel or two from those the mark was aligned to: 10 of 183 frames read z 1.0-4.0 (0 now)."""
+    of scale and a pixel or two from those the mark was aligned to: 10 of 183 frames read z 1.0-4.0 (0 now).
+    The luminance mark alone: the colour mark's coarser cells read at such an alignment without a search."""
+    monkeypatch.setattr(wm, "_embed_colour", lambda frame, *_: frame)
     frames = [f.image for f in islice(read_frames(d18), 4)]
     marked = [wm.embed(f, fa(f)[0].landmarks, "beef0123") for f in frames]
     # a frame whose landmarks settle elsewhere on every refinement: told apart by its border
@@ -290,6 +326,7 @@ def test_the_search_s_z_counts_the_whole_family_as_one_read():
 
 
 def test_the_mark_is_aligned_to_the_landmarks_verify_finds_on_the_marked_face(d18, fa, monkeypatch):
+    monkeypatch.setattr(wm, "VISIBLE_SSIM", 0.0)  # the whole luminance mark, which moves the landmarks most
     frames = [f.image for f in islice(read_frames(d18), 4)]
     faces = [fa(f)[0].landmarks for f in frames]
 
@@ -319,13 +356,16 @@ def test_a_picture_is_marked_fainter_yet_survives_jpeg_and_webp_50(fa, tmp_path,
         assert verify_file(tmp_path / name, analyzer=fa).marked
 
 
-def test_a_small_face_is_marked_through_h264_because_its_own_texture_is_cancelled(fa, tmp_path):
+def test_a_small_face_is_marked_through_h264_because_its_own_texture_is_cancelled(fa, tmp_path, monkeypatch):
     frames = [f.image for f in islice(read_frames(need(CLIPS / "s13.mp4")), 8)]  # a face 77 px wide
     face = fa(frames[0])[0]
-    marked = [wm.embed(f, face.landmarks, "beef0123") for f in frames]
+    with monkeypatch.context() as m:
+        m.setattr(wm, "VISIBLE_SSIM", 0.0)  # the whole luminance mark: `_unseen` scales its cancelling with it
+        whole = wm.embed(frames[0], face.landmarks, "beef0123")
     host = wm.read_face(frames[0], wm.mark_landmarks(frames[0], face.landmarks))
-    after = wm.read_face(marked[0], wm.mark_landmarks(marked[0], face.landmarks))
+    after = wm.read_face(whole, wm.mark_landmarks(whole, face.landmarks))
     assert after.sigma < 0.5 * host.sigma  # the decoys no longer read the face's own texture
+    marked = [wm.embed(f, face.landmarks, "beef0123") for f in frames]
     h, w = frames[0].shape[:2]
     with VideoWriter(tmp_path / "s13.mp4", 30, (w, h)) as vw:  # swap's own default encoding
         for f in marked:
@@ -339,19 +379,24 @@ def test_a_video_face_s_mark_is_made_fainter_until_it_does_not_show_but_never_be
     lms = fa(frame)[0].landmarks
     (x0, y0), (x1, y1) = lms.min(0).astype(int), lms.max(0).astype(int) + 1
 
-    def marked(visible_ssim: float, sure_z: float) -> tuple[float, float]:
-        """(face SSIM of marked against unmarked, signature z as verify reads it) with these limits."""
+    def marked(visible_ssim: float, sure_z: float) -> tuple[float, float, float]:
+        """(face SSIM of marked against unmarked, the luminance mark's z, the face's z as verify reads a video's)."""
         monkeypatch.setattr(wm, "VISIBLE_SSIM", visible_ssim)
         monkeypatch.setattr(wm, "SURE_Z", sure_z)
         out = wm.embed(frame, lms, "beef0123")
         gray = [cv2.cvtColor(f[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY) for f in (frame, out)]
-        return wm.mean_ssim(*gray), wm.read_mark(out, fa(out)[0].landmarks).z_signature
+        seen = fa(out)[0].landmarks
+        return (
+            wm.mean_ssim(*gray),
+            wm.read_mark(out, seen).z_signature,
+            wm.read_mark(out, seen, wm.VIDEO_TIERS).z_signature,
+        )
 
     visible = wm.VISIBLE_SSIM
-    (s_any, z_any), (s_unseen, z_unseen) = marked(0.0, 10.0), marked(visible, 10.0)
-    assert s_any < 0.965 and s_unseen > 0.975  # at the strength the z target alone asks for it showed; made fainter
-    assert 2 * wm.THRESHOLD < z_unseen < z_any  # fainter, and still read beyond doubt by verify
-    assert marked(visible, 1e9) == (s_any, z_any)  # a face that would not read sure when fainter keeps it all
+    (s_any, z_any, _), (s_unseen, z_unseen, z_video) = marked(0.0, 5.0), marked(visible, 5.0)
+    assert s_any < 0.965 and s_unseen > 0.99  # at the strength the z target alone asks for it showed; made fainter
+    assert z_unseen < z_any and z_video > 2 * wm.THRESHOLD  # fainter, and read beyond doubt (the colour mark)
+    assert marked(visible, 1e9)[:2] == (s_any, z_any)  # a face that would not read sure when fainter keeps it all
     assert wm.mean_ssim(frame[..., 0], frame[..., 0]) == pytest.approx(1.0)
 
 
@@ -367,6 +412,7 @@ def test_marks_are_aligned_alike_from_the_different_boxes_swap_and_verify_start_
 
 def test_a_face_cut_by_the_frame_edge_is_found_whole_and_its_mark_read(swapped_clip, monkeypatch):
     fa = verify_analyzer()  # as verify finds faces
+    monkeypatch.setattr(wm, "VIDEO_TIERS", wm.TIERS)  # the luminance mark (the colour one's coarse cells read anyway)
     src = islice(read_frames(swapped_clip), 0, 30, 3)
     frames = [np.ascontiguousarray(f.image[: f.image.shape[0] * 3 // 4]) for f in src]  # the chin cut away
     whole = verify_frames("recording", frames, fa).frames_marked
@@ -411,21 +457,28 @@ def test_unmarked_faces_cut_by_the_frame_edge_score_low(fa):
     for clip in sorted(CLIPS.glob("*.mp4"))[::3]:
         for fr in read_frames(clip, every=90):
             for cut in (_screen_recording(fr.image), np.ascontiguousarray(fr.image[: fr.image.shape[0] * 3 // 4])):
-                zs += [wm.read_mark(cut, lm).z_signature for lm in _landmarks(fa, cut)]
+                zs += [wm.read_mark(cut, lm, wm.VIDEO_TIERS).z_signature for lm in _landmarks(fa, cut)]
     assert len(zs) > 10 and max(zs) < wm.THRESHOLD
 
 
-def test_unmarked_faces_of_every_clip_score_low(fa):
-    zs = []
+def test_unmarked_faces_of_every_clip_score_low_in_brightness_and_in_colour(fa):
+    zs, colour = [], []
     for clip in sorted(CLIPS.glob("*.mp4")):
         for fr in read_frames(clip, every=60):
-            zs += [wm.read_mark(fr.image, f.landmarks).z_signature for f in fa(fr.image)]
+            for f in fa(fr.image):
+                zs.append(wm.read_mark(fr.image, f.landmarks, wm.VIDEO_TIERS).z_signature)
+                at = wm.mark_landmarks(fr.image, f.landmarks)
+                colour.append([wm.read_face(fr.image, at, tier).z_signature for tier in wm.COLOUR_TIERS])
     assert len(zs) > 40 and max(zs) < wm.THRESHOLD
+    # near zero (every clip and still, 1073 faces: 96 px -0.29, 72 px -0.46); 96 px read 0.95 with the faces' shared
+    # layout left in its patterns (d3 2.45)
+    assert np.all(np.abs(np.mean(colour, axis=0)) < 1.0), np.mean(colour, axis=0)
 
 
 def test_false_positive_rate_and_clip_rule():
     assert wm.false_positive_rate() < 1e-4
-    assert min_marked_frames(300) <= 7  # 5 when verify read each face after 2 refinements only (a third of the looks)
+    # 5 when verify read each face after 2 refinements only (a third of the looks), 7 before the colour tiers
+    assert min_marked_frames(300) <= 9
 
 
 def _reencode(frames, path, crf=28, scale=1.0, crop=0.0):

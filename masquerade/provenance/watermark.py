@@ -84,8 +84,11 @@ BAND = (1.0, 4.0)  # difference-of-Gaussians band (sigmas, crop px) the detector
 # there, but over s29's first 80 faces 24 fade part-way (0.962 -> 0.975) and CRF 35 keeps 78% of its 160 frames (86%). A
 # floor on the z read at each scale (20) let s29 fade to 0.967 and lost CRF 35 on 43% of its 160 frames; scaling the
 # payload alone (not the cancelling of the face's own reading) left d6 at 0.978.
-VISIBLE_SSIM = 0.98
-SURE_Z = 30.0
+# Since the colour tier (COLOUR_TIERS) carries the mark through the codecs, the luminance mark is faded to where it no
+# longer shows: an SSIM of 0.98 passed faces plainly blotched (d6 at 0.973-0.979), 0.995 is clean by eye. The floor
+# (SURE_Z 6, from 30) binds only where the whole mark reads little: at 12 it held most faces of six clips at half.
+VISIBLE_SSIM = 0.995
+SURE_Z = 6.0
 VISIBLE_TRIES = 3
 
 
@@ -97,6 +100,7 @@ class Tier:
     target: float  # the z to embed for: a fine mark loses more to H.264 on smooth skin (measured on s29)
     padding: float = PADDING  # of the face, on each side of the crop
     ring: bool = False  # laid around the face (hair, ears, neck, background) and not on it: see RING_TIERS
+    channel: str = "y"  # the plane it lies in: "y" luminance, "cb" the blue-yellow colour (see COLOUR_TIERS)
 
     @property
     def cells(self) -> int:
@@ -123,6 +127,24 @@ RING_TEXTURE_FLOOR = 0.1
 RING_MASK_PX = 9
 RING_SIZE = 4 * round(SIZE * (1 + 2 * RING_PADDING) / (1 + 2 * PADDING) / 4)  # 236: cells as wide as the coarse tier's
 RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
+# A video face is also marked in its blue-yellow colour (OpenCV's Cb): the same payload, uniform over the face
+# (not cancelled, not shaped by texture), COLOUR_AMP Cb levels rms, in a 72 or 96 px crop of the same square (cells
+# of 4 px: coarser than the luminance tiers', as H.264 keeps colour at half resolution). The eye is far less sensitive
+# to blue-yellow than to brightness at this grain: on d6 (smooth skin), where the luminance mark showed as blotches
+# until faded to a third, the colour mark read as much after CRF 28 and 35 and after 50% + CRF 28 (45 of 45 frames
+# each, 10-minute d6:d3 model) with no dlib cost. Faces share their colour's layout (red lips, dark brows and
+# eyes, the hull against the background), and coarse patterns correlate with it: read as they are, unmarked faces
+# scored a mean z of 0.95 in the 96 px tier (1073 faces of every clip and still, 15 over 3). The reader therefore
+# projects the band-passed layout of the mean face's features out of its patterns (`_feature_basis`): mean 0.11,
+# spread 0.98, 1 over 3, as Student's t expects (72 px: -0.51, 1.10, 2 over 3; none over 3.4 in either).
+COLOUR_TIERS = (Tier(72, TARGET_Z, channel="cb"), Tier(96, TARGET_Z, channel="cb"))
+COLOUR_AMP = 3.0
+# The finer colour tier whose cells are at least this many frame pixels wide (`tier_for`): H.264 at CRF 35 and a 50%
+# downscale take a colour mark whose cells are narrower. s29 (96 px cells of 8.2 frame px), its first 20 frames, frames
+# marked by the colour tier after CRF 35 / 50% + CRF 28: 18 / 0 of 20 in 96 px, 20 / 20 in 72 px (s20, 8.6 px: 20 / 15
+# and 20 / 20); d6 (12.2 px) reads about as well in either, and is marked in the finer, fainter-looking grain.
+MIN_COLOUR_CELL_PX = 10.0
+VIDEO_TIERS = TIERS + COLOUR_TIERS  # what a video's face is read in
 REFINE_STEPS = 2  # see `mark_landmarks`
 # A video face's first mark is only a probe: the mark is laid again where the landmarks are found on the marked
 # face (REALIGN_STEPS), refined as verify refines. So its landmarks are refined once, not twice, from the tracked
@@ -248,8 +270,62 @@ def patterns(tier: Tier = TIERS[0]) -> np.ndarray:
 
 @cache
 def _filtered_patterns(tier: Tier) -> np.ndarray:
-    """The tier's patterns band-passed as the reader sees them, flattened: (N_BITS + N_DECOYS, size * size)."""
-    return np.stack([_bandpass(p) for p in patterns(tier)]).reshape(N_BITS + N_DECOYS, -1)
+    """The tier's patterns band-passed as the reader sees them, flattened: (N_BITS + N_DECOYS, size * size).
+    A colour tier's have the layout every face shares projected out (`_feature_basis`)."""
+    f = np.stack([_bandpass(p) for p in patterns(tier)]).reshape(N_BITS + N_DECOYS, -1)
+    if tier.channel == "y":
+        return f
+    b = _feature_basis(tier)
+    return (f - (f @ b.T) @ b).astype(np.float32)
+
+
+# The mean face's features whose colour differs from the skin's in every face: lips (outer, inner), eyes, brows,
+# nostrils, the nose's bridge, and the hull against the background. Each as drawn (filled, or a line of
+# `FEATURE_LINE` of the crop) and softened (FEATURE_BLUR: a face's colour edges are soft), and each of those shifted
+# by a pixel in x and in y (a face's features lie a little off the mean's). Unmarked faces of every clip and still
+# (1073), colour z with the sharp features alone / with the soft ones too: 96 px mean 0.11 / -0.29, highest 3.02 /
+# 2.45, the clips' own means spread 0.72 / 0.70 rms; 72 px -0.51 / -0.46, 3.22 / 2.71, 0.77 / 0.63.
+FEATURES = (
+    (range(48, 60), True),
+    (range(60, 68), True),
+    (range(36, 42), True),
+    (range(42, 48), True),
+    (range(17, 22), False),
+    (range(22, 27), False),
+    (range(31, 36), False),
+    (range(27, 31), False),
+)
+FEATURE_LINE = 1 / 32
+FEATURE_BLUR = (0.0, 2.0)  # sigmas, crop px
+
+
+@cache
+def _feature_basis(tier: Tier) -> np.ndarray:
+    """Orthonormal rows (54, size * size): the band-passed, masked layout of the mean face's features in the tier's
+    crop, sharp and soft, and their shifts by a pixel. Why: a reader in colour correlates with what all faces share
+    there; without this, unmarked faces read a mean z of 0.95 in 96 px (d3 2.45). From the mean face's landmarks
+    alone, no data."""
+    from masquerade.faces.align import crop_frame_matrix
+    from masquerade.faces.mean_face import MEAN_FACE_68
+
+    size, mask = tier.size, canonical_mask(tier)
+    pts = np.round(transform_points(crop_frame_matrix(size, tier.padding), MEAN_FACE_68) * 16).astype(np.int32)
+    drawn = []
+    for idx, filled in FEATURES:
+        im = np.zeros((size, size), np.float32)
+        if filled:
+            cv2.fillPoly(im, [pts[list(idx)]], 1.0, lineType=cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(im, [pts[list(idx)]], False, 1.0, max(1, round(FEATURE_LINE * size)), cv2.LINE_AA, shift=4)
+        drawn.append(im)
+    drawn.append((mask > 0.5).astype(np.float32))
+    rows = []
+    for im in (cv2.GaussianBlur(d, (0, 0), b) if b else d for d in drawn for b in FEATURE_BLUR):
+        for dx, dy in ((0, 0), (1, 0), (0, 1)):
+            g = np.roll(im, (dy, dx), (0, 1)) - im if dx or dy else im
+            rows.append((_bandpass(g) * mask).reshape(-1))
+    q, _ = np.linalg.qr(np.array(rows, np.float64).T)
+    return q.T.astype(np.float32)
 
 
 def _bandpass(img: np.ndarray) -> np.ndarray:
@@ -326,7 +402,28 @@ def embed(
             return ring
         face, z_face = _embed_picture(frame, landmarks, (model_id, region, pixels, slack, True, TIERS), finder)
         return face if z_face >= z else ring  # neither reads STILL_CODEC_Z (both at the ceiling): the stronger
-    return _embed_aligned(frame, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
+    # The colour mark first: the luminance mark then reads, and cancels, what its rounding left in the luma; and
+    # adding the same to R, G and B leaves the Cb it wrote as it was.
+    tier = tier_for(landmarks, MIN_COLOUR_CELL_PX, COLOUR_TIERS)
+    coloured = _embed_colour(frame, landmarks, model_id, region, tier)
+    return _embed_aligned(coloured, landmarks, (model_id, region, pixels, slack, False, TIERS))[0]
+
+
+def _embed_colour(
+    frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None, tier: Tier
+) -> np.ndarray:
+    """The payload added to the face's Cb (a colour tier), COLOUR_AMP levels rms, uniform over the face's mask
+    (peaks clipped at PEAK): R, G and B change by `CB_RGB` times it, the luminance by nothing but rounding."""
+    m, mask = _crop_geometry(landmarks, tier)
+    coeffs = np.float32(COLOUR_AMP) * payload_bits(model_id) * _bit_gains()
+    mark = np.clip(np.tensordot(coeffs, patterns(tier)[:N_BITS], axes=1), -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP)
+    h, w = frame.shape[:2]
+    inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    delta = cv2.warpAffine((mark * mask).astype(np.float32), m, (w, h), **inv)
+    if region is not None:
+        delta = delta * region
+    rgb = np.floor(delta[..., None] * CB_RGB + 0.5).astype(np.int16)
+    return np.clip(frame.astype(np.int16) + rgb, 0, 255).astype(np.uint8)
 
 
 def _embed_aligned(
@@ -637,7 +734,7 @@ def read_face(
     tier = tier or tier_for(landmarks)
     m, mask = geometry if geometry is not None else _crop_geometry(landmarks, tier)
     mask = _read_mask(frame.shape, m, tier.size, mask)
-    resid = _whitened(frame, m, tier.size, mask) * mask
+    resid = _whitened(frame, m, tier.size, mask, tier.channel) * mask
     return _as_read(_filtered_patterns(tier) @ resid.reshape(-1))
 
 
@@ -647,15 +744,32 @@ def _read_mask(shape: tuple[int, ...], m: np.ndarray, size: int, mask: np.ndarra
     return mask if inside is None else mask * inside
 
 
-def _whitened(frame: np.ndarray, m: np.ndarray, size: int, mask: np.ndarray) -> np.ndarray:
+def _whitened(frame: np.ndarray, m: np.ndarray, size: int, mask: np.ndarray, channel: str = "y") -> np.ndarray:
     """The `size` crop's (frame -> crop matrix `m`) band-passed luminance over its local texture (measured
-    inside `mask`): what the patterns are correlated with. Textured parts weigh less: the matched filter."""
+    inside `mask`): what the patterns are correlated with. Textured parts weigh less: the matched filter.
+    `channel` "cb": the crop's band-passed Cb as it is (the colour mark is not shaped by texture)."""
+    if channel == "cb":
+        if frame.ndim == 2:  # a grey picture has no colour, nor a colour mark
+            return np.zeros((size, size), np.float32)
+        rgb = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        band = _bandpass(cb_plane(rgb))  # Cb is linear in R, G, B: cropping first is the same, at less cost
+        return band if np.abs(band).max() > 1e-3 else np.zeros_like(band)  # grey in RGB: float dust, not colour
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     crop = cv2.warpAffine(
         gray.astype(np.float32), m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
     band = _bandpass(crop)
     return band / texture_weight(crop, mask, band)
+
+
+# OpenCV's YCrCb (BT.601): Cb = 0.564 (B - Y) + 128. Adding d to Cb with Y and Cr unchanged adds d x CB_RGB to R, G, B.
+CB_WEIGHTS = np.array([-0.168736, -0.331264, 0.5], np.float32)  # Cb - 128 from R, G, B
+CB_RGB = np.array([0.0, -0.114 / 0.587 / 0.564, 1 / 0.564], np.float32)
+
+
+def cb_plane(rgb: np.ndarray) -> np.ndarray:
+    """The Cb of an RGB image (float32, centred on 0): `cv2.COLOR_RGB2YCrCb`'s, less 128, unrounded."""
+    return rgb.astype(np.float32) @ CB_WEIGHTS
 
 
 def _signature_z(corr: np.ndarray) -> np.ndarray:
@@ -717,7 +831,7 @@ def search_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
     it (the band and the texture weight barely change over a few pixels and percent): the 125 reads of a tier
     take about 14 ms, what 30 of `read_face` take."""
     landmarks = mark_landmarks(frame, landmarks, REFINE_STEPS)
-    corr = np.concatenate([_searched_corr(frame, landmarks, tier) for tier in TIERS])  # (alignments, 80)
+    corr = np.concatenate([_searched_corr(frame, landmarks, tier) for tier in VIDEO_TIERS])  # (alignments, 80)
     best = _as_read(corr[int(np.argmax(_signature_z(corr)))])
     best.z_signature = single_read_z(best.z_signature, len(corr))
     return best
@@ -729,7 +843,8 @@ def _searched_corr(frame: np.ndarray, landmarks: np.ndarray, tier: Tier) -> np.n
     mask = _read_mask(frame.shape, m, tier.size, mask)
     pad, size = SEARCH_MARGIN, tier.size
     wide = m + np.array([[0, 0, pad], [0, 0, pad]])  # the crop SEARCH_MARGIN wider on every side
-    resid = _whitened(frame, wide, size + 2 * pad, cv2.copyMakeBorder(mask, *(pad,) * 4, cv2.BORDER_CONSTANT))
+    wide_mask = cv2.copyMakeBorder(mask, *(pad,) * 4, cv2.BORDER_CONSTANT)
+    resid = _whitened(frame, wide, size + 2 * pad, wide_mask, tier.channel)
     c = (size - 1) / 2
     warped = []
     for s in SEARCH_SCALES:
