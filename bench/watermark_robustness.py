@@ -1,6 +1,6 @@
 """Watermark robustness, invisibility, false alarms and cost.
 
-1. Swap d18 (all frames) with a model, recording each frame before and after marking: PSNR of the mark.
+1. Swap --clip (d18; all frames, or --frames) with a model, recording each frame before and after marking: PSNR.
 2. Attack the swapped clip, and a second swapped clip (d6 by default), with what platforms and people do to a
    video: H.264 CRF 28 and 35; 75% downscale + CRF 30; 50% downscale + CRF 28; 10% crop per border; a screen
    recording (1.5x upscale, crop to 16:9, CRF 28); rotation +-3 degrees; horizontal flip; Gaussian blur
@@ -10,8 +10,9 @@
 3. False alarms: every frame of every clip in ../shared/data and of its CRF 28 re-encode, and every still:
    frames and files flagged, against the per-face false-positive rate the threshold implies.
 4. Time to embed and to read the mark per 480p frame.
-Run: python bench/watermark_robustness.py [--model-dir DIR] [--second CLIP:MODEL] [--fp-every N] [--skip-fp |
---only-fp]. Figures only.
+Run: python bench/watermark_robustness.py [--model-dir DIR] [--clip d18] [--frames N] [--second CLIP:MODEL]
+[--second-frames N] [--attacks "CRF 35,JPG"] [--model-id-reads N] [--fp-every N] [--skip-fp | --only-fp].
+Figures only.
 """
 
 from __future__ import annotations
@@ -145,10 +146,13 @@ ATTACKS = {
 }
 
 
-def attack_clip(swapped: list, work, fa, code: str) -> dict:
-    """Every attack on one swapped clip: frames marked (every frame checked), clip decision, payload."""
+def attack_clip(swapped: list, work, fa, code: str, only: tuple[str, ...] = ()) -> dict:
+    """Every attack on one swapped clip (`only`: those whose name contains one of these): frames marked (every frame
+    checked), clip decision, payload."""
     out = {}
     for k, (name, kw) in enumerate(ATTACKS.items()):
+        if only and not any(o in name for o in only):
+            continue
         r = verify_file(encode(swapped, work / f"attack_{k:02d}.mp4", **kw), analyzer=fa, all_frames=True)
         out[name] = {
             "frames": r.frames_checked,
@@ -159,6 +163,8 @@ def attack_clip(swapped: list, work, fa, code: str) -> dict:
         }
         print(f"  {name:40s} {r.frames_checked:5d} {r.fraction_marked:7.1%} {r.marked}", flush=True)
     for ext, quality in ((".jpg", 50), (".webp", 50)):
+        if only and not any(o in ext.upper() for o in only):
+            continue
         hits = files = 0
         for k, f in enumerate(swapped):
             p = work / f"still_{k:04d}{ext}"
@@ -245,7 +251,12 @@ def main() -> None:
     ap.add_argument("--fp-every", type=int, default=1, help="check every Nth frame for false alarms")
     ap.add_argument("--skip-fp", action="store_true")
     ap.add_argument("--only-fp", action="store_true", help="only the false alarms (saved as watermark_false_alarms)")
+    ap.add_argument("--clip", default="d18", help="the clip to swap (all faces) and attack")
+    ap.add_argument("--frames", type=int, default=0, help="its first N frames (0: all)")
     ap.add_argument("--second", default="", help="CLIP:MODEL, a second clip to swap (all faces) and attack")
+    ap.add_argument("--model-id-reads", type=int, default=100, help="random 20-frame stretches to read the id from")
+    ap.add_argument("--second-frames", type=int, default=216, help="the second clip's first N frames")
+    ap.add_argument("--attacks", default="", help="only the attacks whose names contain one of these, comma-separated")
     args = ap.parse_args()
     work = OUT / "watermark"
     work.mkdir(parents=True, exist_ok=True)
@@ -254,8 +265,8 @@ def main() -> None:
         print(f"saved {save('watermark_false_alarms', false_alarms(work, fa, args.fp_every))}")
         return
 
-    sw = RecordingSwapper(args.model_dir, SwapOptions(to="b"))
-    frames = [f.image for f in read_frames(clip("d18"))]
+    sw = RecordingSwapper(args.model_dir, SwapOptions(to="b", swap_all=True))  # any model renders any clip
+    frames = [f.image for f in read_frames(clip(args.clip))][: args.frames or None]
     swapped = []
     for k in range(0, len(frames), 8):
         swapped.extend(sw.swap_frames(frames[k : k + 8]))
@@ -285,22 +296,25 @@ def main() -> None:
         flush=True,
     )
 
-    print("d18:", flush=True)
-    result["attacks"] = attack_clip(swapped, work, fa, code)
+    print(f"{args.clip}:", flush=True)
+    only = tuple(a for a in args.attacks.split(",") if a)
+    result["attacks"] = attack_clip(swapped, work, fa, code, only)
     names = list(ATTACKS)
     attacked = [work / f"attack_{names.index(n):02d}.mp4" for n in ("H.264 CRF 28", "50% downscale + CRF 28")]
     attacked.append(work / f"attack_{names.index('10% crop per border + CRF 28'):02d}.mp4")
-    result["model_id_reads"] = model_id_reads(attacked, code, fa)
-    print("model id in 100 attacked 20-frame reads:", result["model_id_reads"], flush=True)
+    if not only and args.model_id_reads:  # the files of those three attacks, made just now
+        result["model_id_reads"] = model_id_reads(attacked, code, fa, reads=args.model_id_reads)
+        print(f"model id in {args.model_id_reads} attacked 20-frame reads:", result["model_id_reads"], flush=True)
     if args.second:
         name, model = args.second.split(":", 1)
         sw2 = Swapper(model, SwapOptions(to="b", swap_all=True))
-        frames2 = [f.image for f in read_frames(clip(name))][:216]
+        frames2 = [f.image for f in read_frames(clip(name))][: args.second_frames]
         swapped2 = [out for k in range(0, len(frames2), 8) for out in sw2.swap_frames(frames2[k : k + 8])]
         work2 = work / name
         work2.mkdir(exist_ok=True)
         print(f"{name}:", flush=True)
-        result["attacks_second"] = {name: attack_clip(swapped2, work2, fa, f"{wm.model_code(sw2.model.model_id):04x}")}
+        code2 = f"{wm.model_code(sw2.model.model_id):04x}"
+        result["attacks_second"] = {name: attack_clip(swapped2, work2, fa, code2, only)}
 
     if not args.skip_fp:
         result["false_alarms"] = false_alarms(work, fa, args.fp_every)

@@ -1,4 +1,5 @@
-"""An invisible, robust watermark anchored to the face: spread spectrum in the aligned face's luminance.
+"""An invisible, robust watermark anchored to the face: spread spectrum in the aligned face's luminance and, on a
+video's face, in its blue-yellow colour (Cb).
 
 Why anchored to the face: a swapped face is what we made, and the detector can find and align faces again
 with the same landmarks and mean face used to embed. Alignment then undoes cropping, scaling, shifting and
@@ -18,6 +19,11 @@ picture, STILL_MIN_CELL_PX. A picture is marked around the face rather than on i
 well enough after JPEG and WebP 50 (`RING_TIERS`). The
 reader tries every tier (a face rescaled after marking may look like the other tier's size); each try counts
 as a look in `verify`'s false-alarm rule. Both sides align the crop to `mark_landmarks`.
+
+Colour (`COLOUR_TIERS`): a video face also carries the payload in its Cb, uniform over the face and in coarse cells,
+read with the layout every face shares in colour projected out of the patterns. The eye barely sees blue-yellow at
+this grain, so that mark can be as strong as H.264 at CRF 35 and a 50% downscale need, and the luminance mark is made
+faint enough not to show (`_unseen`). Verify reads a video's faces in every tier of both (`VIDEO_TIERS`).
 
 Detection: re-align the face, band-pass its luminance, divide it by its local texture (the mark's energy and
 the face's own content both follow texture: weighting by 1/texture is the matched filter, and on a face with
@@ -417,13 +423,25 @@ def _embed_colour(
     m, mask = _crop_geometry(landmarks, tier)
     coeffs = np.float32(COLOUR_AMP) * payload_bits(model_id) * _bit_gains()
     mark = np.clip(np.tensordot(coeffs, patterns(tier)[:N_BITS], axes=1), -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP)
+    # only the crop's box in the frame is touched, with the crop pixel around it that interpolation reaches: pixel p
+    # of the box at (x0, y0) is frame pixel p + (x0, y0)
     h, w = frame.shape[:2]
+    s = tier.size
+    corners = transform_points(invert(m), np.array([[-1, -1], [s, -1], [s, s], [-1, s]], np.float64))
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int), 0, [w, h])
+    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return frame
+    at = m.copy()
+    at[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
     inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    delta = cv2.warpAffine((mark * mask).astype(np.float32), m, (w, h), **inv)
+    delta = cv2.warpAffine((mark * mask).astype(np.float32), at, (int(x1 - x0), int(y1 - y0)), **inv)
     if region is not None:
-        delta = delta * region
-    rgb = np.floor(delta[..., None] * CB_RGB + 0.5).astype(np.int16)
-    return np.clip(frame.astype(np.int16) + rgb, 0, 255).astype(np.uint8)
+        delta = delta * region[y0:y1, x0:x1]
+    out = frame.copy()
+    box = out[y0:y1, x0:x1].astype(np.int16) + np.floor(delta[..., None] * CB_RGB + 0.5).astype(np.int16)
+    out[y0:y1, x0:x1] = np.clip(box, 0, 255).astype(np.uint8)
+    return out
 
 
 def _embed_aligned(
