@@ -145,6 +145,7 @@ RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
 # spread 0.98, 1 over 3, as Student's t expects (72 px: -0.51, 1.10, 2 over 3; none over 3.4 in either).
 COLOUR_TIERS = (Tier(72, TARGET_Z, channel="cb"), Tier(96, TARGET_Z, channel="cb"))
 COLOUR_AMP = 3.0
+COLOUR_CANCEL_STEPS = 4
 # The finer colour tier whose cells are at least this many frame pixels wide (`tier_for`): H.264 at CRF 35 and a 50%
 # downscale take a colour mark whose cells are narrower. s29 (96 px cells of 8.2 frame px), its first 20 frames, frames
 # marked by the colour tier after CRF 35 / 50% + CRF 28: 18 / 0 of 20 in 96 px, 20 / 20 in 72 px (s20, 8.6 px: 20 / 15
@@ -419,10 +420,12 @@ def _embed_colour(
     frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None, tier: Tier
 ) -> np.ndarray:
     """The payload added to the face's Cb (a colour tier), COLOUR_AMP levels rms, uniform over the face's mask
-    (peaks clipped at PEAK): R, G and B change by `CB_RGB` times it, the luminance by nothing but rounding."""
-    m, mask = _crop_geometry(landmarks, tier)
-    coeffs = np.float32(COLOUR_AMP) * payload_bits(model_id) * _bit_gains()
-    mark = np.clip(np.tensordot(coeffs, patterns(tier)[:N_BITS], axes=1), -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP)
+    (peaks clipped at PEAK): R, G and B change by `CB_RGB` times it, the luminance by nothing but rounding.
+    Informed, as the luminance mark is: the face's own Cb reading of every pattern (decoys too) is cancelled, then
+    what clipping and cross-talk leave is read back and cancelled, half at a time (COLOUR_CANCEL_STEPS; whole steps
+    diverged on s29). Left in, the face's reading repeats in every frame, and no clip of the 12 shared ones named
+    its model (weakest id bit 0.1-2.3 decoy spreads, 4.4 needed)."""
+    m, mask = geometry = _crop_geometry(landmarks, tier)
     # only the crop's box in the frame is touched, with the crop pixel around it that interpolation reaches: pixel p
     # of the box at (x0, y0) is frame pixel p + (x0, y0)
     h, w = frame.shape[:2]
@@ -435,13 +438,40 @@ def _embed_colour(
     at = m.copy()
     at[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
     inv = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    delta = cv2.warpAffine((mark * mask).astype(np.float32), at, (int(x1 - x0), int(y1 - y0)), **inv)
-    if region is not None:
-        delta = delta * region[y0:y1, x0:x1]
-    out = frame.copy()
-    box = out[y0:y1, x0:x1].astype(np.int16) + np.floor(delta[..., None] * CB_RGB + 0.5).astype(np.int16)
-    out[y0:y1, x0:x1] = np.clip(box, 0, 255).astype(np.uint8)
-    return out
+    host = frame[y0:y1, x0:x1].astype(np.int16)
+
+    def marked(coeffs: np.ndarray) -> np.ndarray:
+        mark = np.clip(np.tensordot(coeffs, patterns(tier), axes=1), -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP)
+        delta = cv2.warpAffine((mark * mask).astype(np.float32), at, (int(x1 - x0), int(y1 - y0)), **inv)
+        if region is not None:
+            delta = delta * region[y0:y1, x0:x1]
+        out = frame.copy()
+        out[y0:y1, x0:x1] = np.clip(host + np.floor(delta[..., None] * CB_RGB + 0.5).astype(np.int16), 0, 255)
+        return out
+
+    def reading(image: np.ndarray) -> np.ndarray:
+        """Every pattern's correlation with the face's Cb, as verify reads it at these landmarks."""
+        r = read_face(image, landmarks, tier, geometry)
+        return np.concatenate([r.z_bits, r.z_decoys]).astype(np.float64) * r.sigma
+
+    base = COLOUR_AMP * np.concatenate([payload_bits(model_id) * _bit_gains(), np.zeros(N_DECOYS, np.float32)])
+    out = marked(base)
+    r0 = reading(frame)
+    gain = float(np.median((reading(out)[:N_BITS] - r0[:N_BITS]) / base[:N_BITS]))  # correlation per unit
+    if not np.isfinite(gain) or gain <= 0:
+        return out
+    want = base * gain  # the payload's reading, and nothing in the decoys
+    coeffs = base - r0 / gain
+    out = marked(coeffs)
+    best, left = out, float(np.abs(reading(out) - want).max())
+    for _ in range(COLOUR_CANCEL_STEPS):  # what clipping and cross-talk leave, halved each time, while it shrinks
+        coeffs = coeffs - 0.5 * (reading(out) - want) / gain
+        out = marked(coeffs)
+        now = float(np.abs(reading(out) - want).max())
+        if now >= left:
+            break
+        best, left = out, now
+    return best
 
 
 def _embed_aligned(
