@@ -21,9 +21,10 @@ reader tries every tier (a face rescaled after marking may look like the other t
 as a look in `verify`'s false-alarm rule. Both sides align the crop to `mark_landmarks`.
 
 Colour (`COLOUR_TIERS`): a video face also carries the payload in its Cb, uniform over the face and in coarse cells,
-read with the layout every face shares in colour projected out of the patterns. The eye barely sees blue-yellow at
-this grain, so that mark can be as strong as H.264 at CRF 35 and a 50% downscale need, and the luminance mark is made
-faint enough not to show (`_unseen`). Verify reads a video's faces in every tier of both (`VIDEO_TIERS`).
+read with the layout every face shares in colour projected out of the patterns. The eye sees blue-yellow far less
+than brightness at this grain, so that mark can be as strong as H.264 at CRF 35 needs on the shared clips, and the
+luminance mark is made faint enough not to show (`_unseen`). Verify reads a video's faces in every tier of both
+(`VIDEO_TIERS`), a picture's in those and the ring.
 
 Detection: re-align the face, band-pass its luminance, divide it by its local texture (the mark's energy and
 the face's own content both follow texture: weighting by 1/texture is the matched filter, and on a face with
@@ -133,16 +134,16 @@ RING_TEXTURE_FLOOR = 0.1
 RING_MASK_PX = 9
 RING_SIZE = 4 * round(SIZE * (1 + 2 * RING_PADDING) / (1 + 2 * PADDING) / 4)  # 236: cells as wide as the coarse tier's
 RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
-# A video face is also marked in its blue-yellow colour (OpenCV's Cb): the same payload, uniform over the face
-# (not cancelled, not shaped by texture), COLOUR_AMP Cb levels rms, in a 72 or 96 px crop of the same square (cells
-# of 4 px: coarser than the luminance tiers', as H.264 keeps colour at half resolution). The eye is far less sensitive
-# to blue-yellow than to brightness at this grain: on d6 (smooth skin), where the luminance mark showed as blotches
-# until faded to a third, the colour mark read as much after CRF 28 and 35 and after 50% + CRF 28 (45 of 45 frames
-# each, 10-minute d6:d3 model) with no dlib cost. Faces share their colour's layout (red lips, dark brows and
-# eyes, the hull against the background), and coarse patterns correlate with it: read as they are, unmarked faces
-# scored a mean z of 0.95 in the 96 px tier (1073 faces of every clip and still, 15 over 3). The reader therefore
-# projects the band-passed layout of the mean face's features out of its patterns (`_feature_basis`): mean 0.11,
-# spread 0.98, 1 over 3, as Student's t expects (72 px: -0.51, 1.10, 2 over 3; none over 3.4 in either).
+# A video face is also marked in its blue-yellow colour (OpenCV's Cb): the same payload, uniform over the face (not
+# shaped by texture; the face's own reading cancelled, `_embed_colour`), COLOUR_AMP Cb levels rms, in a 72 or 96 px crop
+# of the same square (cells of 4 px: coarser than the luminance tiers', as H.264 keeps colour at half resolution). The
+# eye is far less sensitive to blue-yellow than to brightness at this grain: on d6 (smooth skin), where the luminance
+# mark showed as blotches until faded to a third, the colour mark read as much after CRF 28 and 35 and after 50% + CRF
+# 28 (45 of 45 frames each, 10-minute d6:d3 model) with no dlib cost. Faces share their colour's layout (red lips, dark
+# brows and eyes, the hull against the background), and coarse patterns correlate with it: read as they are, unmarked
+# faces scored a mean z of 0.95 in the 96 px tier (1073 faces of every clip and still, 15 over 3). The reader therefore
+# projects the band-passed layout of the mean face's features out of its patterns (`_feature_basis`): mean -0.29,
+# spread 1.02, highest 2.45, none over 3 (72 px: -0.46, 1.07, 2.71, none), where Student's t expects 2.3 over 3.
 COLOUR_TIERS = (Tier(72, TARGET_Z, channel="cb"), Tier(96, TARGET_Z, channel="cb"))
 COLOUR_AMP = 3.0
 COLOUR_CANCEL_STEPS = 4
@@ -844,8 +845,8 @@ def read_mark(
     frame: np.ndarray, landmarks: np.ndarray, tiers: tuple[Tier, ...] = TIERS, enough: float = math.inf
 ) -> FaceMark:
     """The face's mark as `embed` aligned it (`mark_landmarks`, refined READ_STEPS times), read in each of `tiers`
-    (a picture's: TIERS + RING_TIERS): the strongest read. Each tier and each step is a look for the
-    false-alarm rate: `false_positive_rate() * len(tiers) * len(READ_STEPS)` per face. `enough`: no further
+    (verify's: VIDEO_TIERS, and for a picture RING_TIERS too): the strongest read. Each tier and each step is a look
+    for the false-alarm rate: `false_positive_rate() * len(tiers) * len(READ_STEPS)` per face. `enough`: no further
     refinement once a read reaches this z (each costs two calls of dlib's shape predictor)."""
     reads, done = [], 0
     for steps in READ_STEPS:
@@ -869,7 +870,7 @@ SEARCH_MARGIN = 16  # crop pixels of face read around the crop, for the alignmen
 
 def search_mark(frame: np.ndarray, landmarks: np.ndarray) -> FaceMark:
     """The face's mark read at every alignment of SEARCH_SCALES x SEARCH_SHIFTS around `mark_landmarks`, in each
-    of TIERS (a video's and a picture's face alike): the strongest read, its z the one a single
+    of VIDEO_TIERS (a video's and a picture's face alike): the strongest read, its z the one a single
     read would need to be as unlikely by chance (`single_read_z`): marked as one read is. Every tier, as
     `read_mark` reads: a rescaled video may have moved the face to the other tier's size (d18's screen
     recording, 1.5x: 6 of 216 frames unread, each found at 125 alignments of the coarse tier, where the tier
