@@ -463,13 +463,13 @@ def _embed_colour(
         return out
     want = base * gain  # the payload's reading, and nothing in the decoys
     coeffs = base - r0 / gain
-    out = marked(coeffs)
-    best, left = out, float(np.abs(reading(out) - want).max())
-    for _ in range(COLOUR_CANCEL_STEPS):  # what clipping and cross-talk leave, halved each time, while it shrinks
-        coeffs = coeffs - 0.5 * (reading(out) - want) / gain
+    best = marked(coeffs)
+    left = reading(best) - want  # what clipping and cross-talk leave: read once per mark tried
+    for _ in range(COLOUR_CANCEL_STEPS):  # cancelled half at a time, while it shrinks
+        coeffs = coeffs - 0.5 * left / gain
         out = marked(coeffs)
-        now = float(np.abs(reading(out) - want).max())
-        if now >= left:
+        now = reading(out) - want
+        if np.abs(now).max() >= np.abs(left).max():
             break
         best, left = out, now
     return best
