@@ -64,6 +64,21 @@ def test_a_video_face_is_also_marked_in_its_colour_which_alone_reads_the_payload
     assert abs(wm.read_face(grey, lms, tier).z_signature) < 1e-3  # no colour, no colour mark: nothing to read
 
 
+def test_the_colour_mark_leaves_the_eyes_and_the_face_s_average_colour_as_they_were(d19, fa):
+    # The reader ignores the layout every face shares (eyes, lips, brows, the hull); a mark with a share of it there
+    # only shows: the payload's share tinted d3's and d6's eyes violet (mean Cb +4.0 and +3.5 levels).
+    frame = next(read_frames(d19)).image
+    lms = wm.mark_landmarks(frame, fa(frame)[0].landmarks)
+    for tier in wm.COLOUR_TIERS:
+        delta = wm.cb_plane(wm._embed_colour(frame, lms, "e647abcd", None, tier)) - wm.cb_plane(frame)
+        eyes, hull = (np.zeros(frame.shape[:2], np.uint8) for _ in range(2))
+        for idx in (slice(36, 42), slice(42, 48)):
+            cv2.fillPoly(eyes, [np.round(lms[idx]).astype(np.int32)], 1)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lms).astype(np.int32)), 1)
+        assert np.sqrt(np.mean(delta[hull > 0] ** 2)) > 1.5  # marked
+        assert abs(delta[eyes > 0].mean()) < 1.5 and abs(delta[hull > 0].mean()) < 0.3
+
+
 def test_the_colour_reader_ignores_the_layout_every_face_shares():
     # Lips, eyes and brows differ from the skin in colour on every face; read as they are, coarse colour patterns
     # correlate with that layout and unmarked faces read a mean z of 0.95 (d3: 2.45). The reader projects it out.
