@@ -467,9 +467,10 @@ def _embed_colour(
     layout = _feature_layout(tier)
 
     def marked(coeffs: np.ndarray) -> np.ndarray:
-        mark = np.clip(np.tensordot(coeffs, patterns(tier), axes=1), -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP) * mask
+        mark = np.tensordot(coeffs.astype(np.float32), patterns(tier), axes=1)
+        mark = np.clip(mark, -PEAK * COLOUR_AMP, PEAK * COLOUR_AMP) * mask
         mark = mark - ((layout @ mark.reshape(-1)) @ layout).reshape(mark.shape)  # out of what the reader ignores
-        delta = cv2.warpAffine(mark.astype(np.float32), at, (int(x1 - x0), int(y1 - y0)), **inv)
+        delta = cv2.warpAffine(mark, at, (int(x1 - x0), int(y1 - y0)), **inv)
         if region is not None:
             delta = delta * region[y0:y1, x0:x1]
         out = frame.copy()
