@@ -444,7 +444,8 @@ def _embed_colour(
     frame: np.ndarray, landmarks: np.ndarray, model_id: str, region: np.ndarray | None, tier: Tier
 ) -> np.ndarray:
     """The payload added to the face's Cb (a colour tier), COLOUR_AMP levels rms, uniform over the face's mask
-    (peaks clipped at PEAK): R, G and B change by `CB_RGB` times it, the luminance by nothing but rounding.
+    (peaks clipped at PEAK), less its share in the layout the reader ignores (`_feature_layout`): R, G and B change
+    by `CB_RGB` times it, the luminance by nothing but rounding.
     Informed, as the luminance mark is: the face's own Cb reading of every pattern (decoys too) is cancelled, then
     what clipping and cross-talk leave is read back and cancelled, half at a time (COLOUR_CANCEL_STEPS; whole steps
     diverged on s29). Left in, the face's reading repeats in every frame, and no clip of the 12 shared ones named
