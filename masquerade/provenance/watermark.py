@@ -145,9 +145,10 @@ RING_TIERS = (Tier(RING_SIZE, TARGET_Z, RING_PADDING, ring=True),)
 # projects the band-passed layout of the mean face's features out of its patterns (`_feature_basis`): mean -0.29,
 # spread 1.02, highest 2.45, none over 3 (72 px: -0.46, 1.07, 2.71, none), where Student's t expects 2.3 over 3.
 COLOUR_TIERS = (Tier(72, TARGET_Z, channel="cb"), Tier(96, TARGET_Z, channel="cb"))
-# Before the pixels: the mark less its part in the faces' shared layout (`_feature_layout`), which the reader ignores
-# and which only showed (violet eyes). That part is 5-8% of the mark; at 3.0 without it s29 kept 35 of 45 frames at
-# CRF 35 (45 with it), at 3.25 45 of 45 with a lower ΔE than before (3.42 -> 3.12; d6 3.34 -> 3.20).
+# The mark is laid less its part in the faces' shared layout (`_feature_layout`), which the reader ignores and which
+# only showed (violet eyes). That part is 5-8% of the mark's energy: at 3.0 without it s29 kept 35 of 45 frames at
+# CRF 35 (45 with it); at 3.25, 44-45 of 45, with a lower ΔE than the 3.0 mark with it (s29 3.42 -> 3.12, d6
+# 3.34 -> 3.20).
 COLOUR_AMP = 3.25
 COLOUR_CANCEL_STEPS = 4
 # The finer colour tier whose cells are at least this many frame pixels wide (`tier_for`): H.264 at CRF 35 and a 50%
